@@ -1,0 +1,26 @@
+"""Exceptions raised by sk-mnist.
+
+Each one subclasses the built-in exception that code written for scikit-learn
+already catches, so ``except ValueError`` and ``except OSError`` keep working.
+"""
+
+
+class DataFileError(ValueError):
+    """A local or cached MNIST file is missing parts, corrupt or not MNIST.
+
+    The message names the file and what is wrong with it.
+    """
+
+
+class DownloadError(ConnectionError):
+    """MNIST could not be downloaded, or the download failed its checksum.
+
+    The message says how to point sk-mnist at a local copy instead.
+    """
+
+
+class UnsafeModelError(ValueError):
+    """A saved model asks to run code, or is not a file written by sk-mnist."""
+
+
+__all__ = ["DataFileError", "DownloadError", "UnsafeModelError"]
