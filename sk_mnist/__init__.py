@@ -4,8 +4,9 @@ Importing this package imports neither TensorFlow nor Keras: they are loaded
 the first time a network is built or loaded.
 """
 
+from ._classifier import KerasMLPClassifier
 from ._flattener import MNISTFlattener
 from ._version import __version__
 from .datasets import fetch_mnist
 
-__all__ = ["MNISTFlattener", "__version__", "fetch_mnist"]
+__all__ = ["KerasMLPClassifier", "MNISTFlattener", "__version__", "fetch_mnist"]

@@ -1,0 +1,1 @@
+"""Small helpers shared by more than one sk-mnist module."""
