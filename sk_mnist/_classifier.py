@@ -552,6 +552,7 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         ndarray of shape (n_samples,)
             Labels from ``classes_``, of the type they were given in.
         """
+        check_is_fitted(self)
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
 
     def summary(self, n_features=784, n_classes=10) -> str:

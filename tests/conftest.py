@@ -1,0 +1,57 @@
+"""Fixtures shared by the sk-mnist tests: real MNIST and tiny synthetic digits."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sk_mnist import fetch_mnist
+
+# The checkout's sibling folder holds real MNIST on the team's machines;
+# .ci/run exports SK_MNIST_DATA pointing at it.
+_SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist.npz"
+
+
+@pytest.fixture(scope="session")
+def mnist_path() -> str:
+    """Path of the real mnist.npz: SK_MNIST_DATA, else the shared folder."""
+    path = os.environ.get("SK_MNIST_DATA") or (str(_SHARED) if _SHARED.exists() else "")
+    if not path:
+        pytest.skip("real MNIST is not available: set SK_MNIST_DATA")
+    return path
+
+
+@pytest.fixture(scope="session")
+def mnist_train(mnist_path):
+    """The 60,000 real training images (n, 28, 28) uint8 and labels."""
+    bunch = fetch_mnist(path=mnist_path, subset="train")
+    return bunch.images, bunch.target
+
+
+@pytest.fixture(scope="session")
+def mnist_test(mnist_path):
+    """The 10,000 real test images (n, 28, 28) uint8 and labels."""
+    bunch = fetch_mnist(path=mnist_path, subset="test")
+    return bunch.images, bunch.target
+
+
+@pytest.fixture(scope="session")
+def small_mnist(mnist_train, mnist_test):
+    """3,000 real training and 1,000 real test digits, flattened to [0, 1]."""
+    (x, y), (xt, yt) = mnist_train, mnist_test
+    flat = lambda a: (a.reshape(len(a), -1) / np.float32(255)).astype(np.float32)  # noqa: E731
+    return flat(x[:3000]), y[:3000], flat(xt[:1000]), yt[:1000]
+
+
+@pytest.fixture
+def tiny_digits():
+    """300 synthetic 28x28 uint8 "digits": class k lights up row block k."""
+    rng = np.random.default_rng(0)
+    y = np.tile(np.arange(10), 30)
+    images = rng.integers(0, 40, size=(300, 28, 28), dtype=np.uint8)
+    for k in range(10):
+        images[y == k, 2 * k : 2 * k + 4, 4:24] = 255
+    return images, y
