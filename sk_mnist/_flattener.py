@@ -220,7 +220,7 @@ class MNISTFlattener(TransformerMixin, BaseEstimator):
                     f"{fitted[0]}x{fitted[1]} images, got "
                     f"{image_shape[0]}x{image_shape[1]} images."
                 )
-            X = X.reshape(X.shape[0], -1)
+            X = X.reshape(X.shape[0], math.prod(X.shape[1:]))
         elif isinstance(X, np.ndarray) and X.ndim > 4:
             raise ValueError(
                 "Expected images of shape (n_samples, h, w) or (n_samples, h, w, 1), "
