@@ -258,7 +258,25 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
             X, y, sample_weight, incremental=not first, classes=classes, epochs=1
         )
 
-    def _fit(self, X, y, sample_weight, *, incremental, classes=None, epochs=None):
+    def _fit(self, X, y, sample_weight, **kwargs):
+        # validate_data sets n_features_in_ and feature_names_in_ before the
+        # network is trained; a fit that fails must not leave them behind to
+        # make the estimator look fitted.
+        before = {
+            name: vars(self)[name]
+            for name in ("n_features_in_", "feature_names_in_")
+            if name in vars(self)
+        }
+        try:
+            return self._fit_unsafe(X, y, sample_weight, **kwargs)
+        except BaseException:
+            for name in ("n_features_in_", "feature_names_in_"):
+                vars(self).pop(name, None)
+            vars(self).update(before)
+            raise
+
+    def _fit_unsafe(self, X, y, sample_weight, *, incremental, classes=None,
+                    epochs=None):
         hidden, rates = self._check_architecture()
         _network.check_activation(self.activation)
         X, y = validate_data(
@@ -278,7 +296,7 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
             if len(classes) < 2:
                 raise ValueError(
                     f"KerasMLPClassifier needs samples of at least 2 classes in the "
-                    f"data, but the data contains only one class: {classes[0]!r}."
+                    f"data, but the data contains only one class: {classes.tolist()[0]!r}."
                 )
         encoded = np.searchsorted(classes, y)
         weights = self._sample_weights(X, y, encoded, classes, sample_weight)
