@@ -21,7 +21,12 @@ from sklearn.utils.validation import (
 )
 
 from . import _network
-from .utils._keras_io import model_from_bytes, model_to_bytes
+from .utils._keras_io import (
+    model_from_bytes,
+    model_to_bytes,
+    seed_states,
+    set_seed_states,
+)
 
 _SEED_MAX = 2**31 - 1
 
@@ -611,6 +616,7 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         # A copy: object.__getstate__ returns the instance's own __dict__.
         state = dict(super().__getstate__())
         if "model_" in state:
+            state["_seed_states"] = seed_states(state["model_"])
             state["model_"] = model_to_bytes(state["model_"])
         return state
 
@@ -620,6 +626,7 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
             state["model_"] = model_from_bytes(
                 state["model_"], origin="the pickled KerasMLPClassifier"
             )
+            set_seed_states(state["model_"], state.pop("_seed_states", []))
         super().__setstate__(state)
 
     def __sklearn_tags__(self):

@@ -23,7 +23,12 @@ from ._classifier import KerasMLPClassifier
 from ._flattener import MNISTFlattener
 from ._version import __version__
 from .exceptions import UnsafeModelError
-from .utils._keras_io import model_from_bytes, model_to_bytes
+from .utils._keras_io import (
+    model_from_bytes,
+    model_to_bytes,
+    seed_states,
+    set_seed_states,
+)
 
 FORMAT = "sk-mnist-model"
 FORMAT_VERSION = 1
@@ -203,6 +208,7 @@ def _encode(estimator, models):
         member = f"networks/{len(models)}.keras"
         models[member] = model_to_bytes(estimator.model_)
         node["network"] = member
+        node["seed_states"] = seed_states(estimator.model_)
         rng = getattr(estimator, "_rng", None)
         if rng is not None:
             kind, keys, pos, has_gauss, gauss = rng.get_state()
@@ -301,6 +307,7 @@ def _decode(node, archive, path):
         estimator.model_ = model_from_bytes(
             _read_member(archive, member, path), origin=f"{path}:{member}"
         )
+        set_seed_states(estimator.model_, node.get("seed_states", []))
         if "rng_state" in node:
             kind, keys, pos, has_gauss, gauss = node["rng_state"]
             rng = np.random.RandomState()

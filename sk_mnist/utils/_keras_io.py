@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 import tempfile
 
+import numpy as np
+
 from ..exceptions import UnsafeModelError
 
 
@@ -69,3 +71,35 @@ def model_from_bytes(data: bytes, *, origin: str = "the saved model"):
             raise UnsafeModelError(
                 f"{origin} is a damaged or foreign .keras archive: {exc}"
             ) from exc
+
+
+def seed_states(model) -> list[list[int]]:
+    """The counters of the layers' random seed generators (Dropout's).
+
+    The ``.keras`` format does not keep them, so a reloaded model would draw
+    the same dropout masks again from its first step; saving them beside the
+    model lets training continue exactly where it stopped.
+    """
+    import keras
+
+    return [
+        [int(v) for v in keras.ops.convert_to_numpy(layer.seed_generator.state)]
+        for layer in model.layers
+        if getattr(layer, "seed_generator", None) is not None
+    ]
+
+
+def set_seed_states(model, states) -> None:
+    """Restore counters taken by :func:`seed_states` on an identical model."""
+    generators = [
+        layer.seed_generator
+        for layer in model.layers
+        if getattr(layer, "seed_generator", None) is not None
+    ]
+    if len(generators) != len(states):
+        raise UnsafeModelError(
+            f"the saved model has {len(generators)} random layers but "
+            f"{len(states)} seed states were saved with it."
+        )
+    for generator, state in zip(generators, states, strict=True):
+        generator.state.assign(np.asarray(state, dtype=generator.state.dtype))
