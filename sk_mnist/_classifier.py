@@ -21,6 +21,7 @@ from sklearn.utils.validation import (
 )
 
 from . import _network
+from .exceptions import TrainingDivergedError
 from .utils._keras_io import (
     model_from_bytes,
     model_to_bytes,
@@ -29,10 +30,6 @@ from .utils._keras_io import (
 )
 
 _SEED_MAX = 2**31 - 1
-
-
-class TrainingDivergedError(FloatingPointError):
-    """The training loss became NaN or infinite."""
 
 
 class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
@@ -153,7 +150,10 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
     """
 
     _parameter_constraints: dict = {
-        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "hidden_layer_sizes": [
+            "array-like",
+            Interval(Integral, 1, None, closed="left"),
+        ],
         "activation": [str],
         "dropout": [Interval(Real, 0, 1, closed="left"), "array-like"],
         "optimizer": [str, HasMethods(["get_config"])],
@@ -280,8 +280,9 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
             vars(self).update(before)
             raise
 
-    def _fit_unsafe(self, X, y, sample_weight, *, incremental, classes=None,
-                    epochs=None):
+    def _fit_unsafe(
+        self, X, y, sample_weight, *, incremental, classes=None, epochs=None
+    ):
         hidden, rates = self._check_architecture()
         _network.check_activation(self.activation)
         X, y = validate_data(
@@ -301,7 +302,8 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
             if len(classes) < 2:
                 raise ValueError(
                     f"KerasMLPClassifier needs samples of at least 2 classes in the "
-                    f"data, but the data contains only one class: {classes.tolist()[0]!r}."
+                    "data, but the data contains only one class: "
+                    f"{classes.tolist()[0]!r}."
                 )
         encoded = np.searchsorted(classes, y)
         weights = self._sample_weights(X, y, encoded, classes, sample_weight)
@@ -367,8 +369,7 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         sizes = self.hidden_layer_sizes
         sizes = (sizes,) if np.isscalar(sizes) else tuple(sizes)
         if not sizes or not all(
-            isinstance(s, Integral) and not isinstance(s, bool) and s > 0
-            for s in sizes
+            isinstance(s, Integral) and not isinstance(s, bool) and s > 0 for s in sizes
         ):
             raise ValueError(
                 f"hidden_layer_sizes must be positive integers, got "
@@ -433,8 +434,9 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
             encoded[valid_idx],
         )
 
-    def _train(self, model, train, validation, *, n_classes, epochs, initial_epoch,
-               shuffle_rng):
+    def _train(
+        self, model, train, validation, *, n_classes, epochs, initial_epoch, shuffle_rng
+    ):
         """Train ``model`` for ``epochs`` epochs; return (history, interrupted)."""
         import keras
 

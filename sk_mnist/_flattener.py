@@ -164,7 +164,7 @@ class MNISTFlattener(TransformerMixin, BaseEstimator):
         return (X * np.float32(self.scale_)).reshape(-1, *self.image_shape_)
 
     def get_feature_names_out(self, input_features=None):
-        """Names of the output features: the input's names, else ``pixel1`` .. ``pixelN``.
+        """Output feature names: the input's, else ``pixel1`` .. ``pixelN``.
 
         Parameters
         ----------
@@ -200,7 +200,7 @@ class MNISTFlattener(TransformerMixin, BaseEstimator):
         return X_flat
 
     def _flatten(self, X, *, reset):
-        """Reshape images to 2-D (a view when possible), then validate as sklearn does."""
+        """Reshape images to 2-D (a view when possible), then validate them."""
         image_shape = None
         if isinstance(X, (list, tuple)) or (
             hasattr(X, "ndim") and not hasattr(X, "columns") and X.ndim in (3, 4)

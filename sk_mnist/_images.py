@@ -60,7 +60,9 @@ def read_digit_image(path) -> np.ndarray:
     height, width = digit.shape
     factor = _BOX / max(height, width)
     size = (max(1, round(width * factor)), max(1, round(height * factor)))
-    scaled = Image.fromarray(digit.astype(np.uint8)).resize(size, Image.Resampling.LANCZOS)
+    scaled = Image.fromarray(digit.astype(np.uint8)).resize(
+        size, Image.Resampling.LANCZOS
+    )
     scaled = np.asarray(scaled, dtype=np.float32)
     canvas = np.zeros((28, 28), dtype=np.float32)
     top, left = (28 - scaled.shape[0]) // 2, (28 - scaled.shape[1]) // 2

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+
 def n_seeds(n_hidden: int) -> int:
     """Number of seeds :func:`build_network` takes for ``n_hidden`` layers.
 

@@ -99,7 +99,8 @@ def save(estimator, path) -> Path:
         "estimator": tree,
     }
     path = Path(path)
-    tmp = tempfile.NamedTemporaryFile(
+    # Not a `with` block: the file must outlive it to be renamed into place.
+    tmp = tempfile.NamedTemporaryFile(  # noqa: SIM115
         dir=path.parent if str(path.parent) else ".",
         prefix=f".{path.name}-",
         suffix=".part",
@@ -156,7 +157,9 @@ def load(path):
         try:
             manifest = json.loads(_read_member(archive, _MANIFEST, path))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise UnsafeModelError(f"{path}: {_MANIFEST} is not valid JSON ({exc}).") from None
+            raise UnsafeModelError(
+                f"{path}: {_MANIFEST} is not valid JSON ({exc})."
+            ) from None
         if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
             raise UnsafeModelError(f"{path} is not an sk-mnist model file.")
         if manifest.get("format_version") != FORMAT_VERSION:
@@ -170,7 +173,8 @@ def load(path):
             if isinstance(exc, UnsafeModelError):
                 raise
             raise UnsafeModelError(
-                f"{path}: the saved estimator is damaged or was edited ({type(exc).__name__}: {exc})."
+                f"{path}: the saved estimator is damaged or was edited "
+                f"({type(exc).__name__}: {exc})."
             ) from exc
 
 
@@ -181,7 +185,12 @@ def _encode(estimator, models):
             "class": "Pipeline",
             "params": {"verbose": bool(estimator.verbose)},
             "steps": [
-                [name, "passthrough" if step in (None, "passthrough") else _encode(step, models)]
+                [
+                    name,
+                    "passthrough"
+                    if step in (None, "passthrough")
+                    else _encode(step, models),
+                ]
                 for name, step in estimator.steps
             ],
         }
@@ -197,7 +206,9 @@ def _encode(estimator, models):
     check_is_fitted(estimator)
     node = {
         "class": name,
-        "params": {k: _to_json(v, k) for k, v in estimator.get_params(deep=False).items()},
+        "params": {
+            k: _to_json(v, k) for k, v in estimator.get_params(deep=False).items()
+        },
         "fitted": {
             attr: _to_json(getattr(estimator, attr), attr)
             for attr in _FITTED[name]
@@ -228,7 +239,10 @@ def _to_json(value, name):
             and not all(isinstance(v, str | int | float) for v in value.ravel())
         ):
             raise TypeError(f"{name}: cannot save an array of dtype {value.dtype}.")
-        return {"__ndarray__": value.tolist(), "dtype": value.dtype.str if value.dtype.kind != "O" else "O"}
+        return {
+            "__ndarray__": value.tolist(),
+            "dtype": value.dtype.str if value.dtype.kind != "O" else "O",
+        }
     if isinstance(value, tuple):
         return {"__tuple__": [_to_json(v, name) for v in value]}
     if isinstance(value, list):
@@ -236,10 +250,17 @@ def _to_json(value, name):
     if isinstance(value, dict):
         if not all(isinstance(k, str) for k in value):
             # class_weight may have integer keys: keep them as pairs.
-            return {"__pairs__": [[_to_json(k, name), _to_json(v, name)] for k, v in value.items()]}
+            return {
+                "__pairs__": [
+                    [_to_json(k, name), _to_json(v, name)] for k, v in value.items()
+                ]
+            }
         return {k: _to_json(v, name) for k, v in value.items()}
     if hasattr(value, "get_config") and name == "optimizer":
-        return {"__optimizer__": type(value).__name__, "config": _to_json(value.get_config(), name)}
+        return {
+            "__optimizer__": type(value).__name__,
+            "config": _to_json(value.get_config(), name),
+        }
     if name == "callbacks":
         raise TypeError(
             "callbacks cannot be saved (they are arbitrary Python objects); set "
@@ -284,7 +305,12 @@ def _hashable(key):
 def _decode(node, archive, path):
     if node["class"] == "Pipeline":
         steps = [
-            (str(name), "passthrough" if step == "passthrough" else _decode(step, archive, path))
+            (
+                str(name),
+                "passthrough"
+                if step == "passthrough"
+                else _decode(step, archive, path),
+            )
             for name, step in node["steps"]
         ]
         return Pipeline(steps, verbose=bool(node["params"].get("verbose", False)))
@@ -311,7 +337,9 @@ def _decode(node, archive, path):
         if "rng_state" in node:
             kind, keys, pos, has_gauss, gauss = node["rng_state"]
             rng = np.random.RandomState()
-            rng.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, gauss))
+            rng.set_state(
+                (kind, np.array(keys, dtype=np.uint32), pos, has_gauss, gauss)
+            )
             estimator._rng = rng
     return estimator
 
@@ -322,7 +350,9 @@ def _read_member(archive, name, path) -> bytes:
     except KeyError:
         raise UnsafeModelError(f"{path}: the archive has no {name}.") from None
     if info.file_size > _MAX_MEMBER_BYTES:
-        raise UnsafeModelError(f"{path}: {name} is implausibly large ({info.file_size} bytes).")
+        raise UnsafeModelError(
+            f"{path}: {name} is implausibly large ({info.file_size} bytes)."
+        )
     try:
         return archive.read(name)
     except (zipfile.BadZipFile, OSError, EOFError) as exc:

@@ -50,7 +50,9 @@ def _layers(text: str) -> tuple[int, ...]:
             f"hidden layer sizes look like 512 or 512x512, got {text!r}"
         ) from None
     if not sizes or min(sizes) < 1:
-        raise argparse.ArgumentTypeError(f"hidden layer sizes must be positive, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"hidden layer sizes must be positive, got {text!r}"
+        )
     return sizes
 
 
@@ -58,7 +60,9 @@ def _positive_int(text):
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected a positive integer, got {text!r}"
+        ) from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return value
@@ -91,30 +95,71 @@ def _grid_entry(text: str):
 
 
 def _common(parser, *, model_options=True):
-    parser.add_argument("--data", metavar="PATH",
-                        help="a local mnist.npz or folder of IDX files (default: "
-                        "$SK_MNIST_DATA, else the cache, else a download)")
-    parser.add_argument("--backend", choices=["tensorflow", "jax"],
-                        help="Keras backend (default: $KERAS_BACKEND or tensorflow)")
+    parser.add_argument(
+        "--data",
+        metavar="PATH",
+        help="a local mnist.npz or folder of IDX files (default: "
+        "$SK_MNIST_DATA, else the cache, else a download)",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=["tensorflow", "jax"],
+        help="Keras backend (default: $KERAS_BACKEND or tensorflow)",
+    )
     if not model_options:
         return
-    parser.add_argument("--subset", type=_positive_int, metavar="N",
-                        help="train on the first N training images only")
-    parser.add_argument("--hidden", type=_positive_int, nargs="+", default=[512, 512],
-                        metavar="UNITS", help="units of each hidden layer (default: 512 512)")
-    parser.add_argument("--activation", default="relu", help="hidden activation (default: relu)")
-    parser.add_argument("--dropout", type=float, nargs="+", default=[0.2], metavar="RATE",
-                        help="dropout after each hidden layer, one rate or one per layer "
-                        "(default: 0.2)")
-    parser.add_argument("--optimizer", default="rmsprop", help="Keras optimizer (default: rmsprop)")
-    parser.add_argument("--learning-rate", type=float, help="the optimizer's learning rate")
-    parser.add_argument("--epochs", type=_positive_int, default=20, help="epochs (default: 20)")
-    parser.add_argument("--batch-size", type=_positive_int, default=128,
-                        help="batch size (default: 128)")
-    parser.add_argument("--validation-fraction", type=float, default=0.0,
-                        help="held-out fraction for validation curves (default: 0)")
-    parser.add_argument("--early-stopping", action="store_true",
-                        help="stop when the monitored score stops improving")
+    parser.add_argument(
+        "--subset",
+        type=_positive_int,
+        metavar="N",
+        help="train on the first N training images only",
+    )
+    parser.add_argument(
+        "--hidden",
+        type=_positive_int,
+        nargs="+",
+        default=[512, 512],
+        metavar="UNITS",
+        help="units of each hidden layer (default: 512 512)",
+    )
+    parser.add_argument(
+        "--activation", default="relu", help="hidden activation (default: relu)"
+    )
+    parser.add_argument(
+        "--dropout",
+        type=float,
+        nargs="+",
+        default=[0.2],
+        metavar="RATE",
+        help="dropout after each hidden layer, one rate or one per layer "
+        "(default: 0.2)",
+    )
+    parser.add_argument(
+        "--optimizer", default="rmsprop", help="Keras optimizer (default: rmsprop)"
+    )
+    parser.add_argument(
+        "--learning-rate", type=float, help="the optimizer's learning rate"
+    )
+    parser.add_argument(
+        "--epochs", type=_positive_int, default=20, help="epochs (default: 20)"
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=128,
+        help="batch size (default: 128)",
+    )
+    parser.add_argument(
+        "--validation-fraction",
+        type=float,
+        default=0.0,
+        help="held-out fraction for validation curves (default: 0)",
+    )
+    parser.add_argument(
+        "--early-stopping",
+        action="store_true",
+        help="stop when the monitored score stops improving",
+    )
     parser.add_argument("--random-state", type=int, default=0, help="seed (default: 0)")
 
 
@@ -127,33 +172,67 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train, tune, evaluate and use the classic Keras MNIST network "
         "with scikit-learn.",
     )
-    parser.add_argument("--version", action="version", version=f"sk-mnist {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
-                                     parser_class=_Parser)
+    parser.add_argument(
+        "--version", action="version", version=f"sk-mnist {__version__}"
+    )
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+    )
 
-    train = commands.add_parser("train", help="fit on the training set, report on the test set")
+    train = commands.add_parser(
+        "train", help="fit on the training set, report on the test set"
+    )
     _common(train)
-    train.add_argument("--out", default="sk-mnist-out", metavar="DIR",
-                       help="folder for the model, metrics and pictures (default: sk-mnist-out)")
+    train.add_argument(
+        "--out",
+        default="sk-mnist-out",
+        metavar="DIR",
+        help="folder for the model, metrics and pictures (default: sk-mnist-out)",
+    )
 
     search = commands.add_parser("search", help="grid search with cross-validation")
     _common(search)
-    search.add_argument("--grid", type=_grid_entry, nargs="+", required=True, metavar="KEY=VALUES",
-                        help="e.g. hidden=256,512,512x512 dropout=0,0.2")
-    search.add_argument("--cv", type=_positive_int, default=3, help="folds (default: 3)")
-    search.add_argument("--n-jobs", type=int, default=1, help="parallel fits (default: 1)")
-    search.add_argument("--out", default="sk-mnist-search", metavar="DIR",
-                        help="folder for the results (default: sk-mnist-search)")
+    search.add_argument(
+        "--grid",
+        type=_grid_entry,
+        nargs="+",
+        required=True,
+        metavar="KEY=VALUES",
+        help="e.g. hidden=256,512,512x512 dropout=0,0.2",
+    )
+    search.add_argument(
+        "--cv", type=_positive_int, default=3, help="folds (default: 3)"
+    )
+    search.add_argument(
+        "--n-jobs", type=int, default=1, help="parallel fits (default: 1)"
+    )
+    search.add_argument(
+        "--out",
+        default="sk-mnist-search",
+        metavar="DIR",
+        help="folder for the results (default: sk-mnist-search)",
+    )
 
-    evaluate = commands.add_parser("evaluate", help="re-evaluate a saved model on the test set")
-    evaluate.add_argument("model", metavar="DIR", help="a folder written by train/search, or a model file")
+    evaluate = commands.add_parser(
+        "evaluate", help="re-evaluate a saved model on the test set"
+    )
+    evaluate.add_argument(
+        "model", metavar="DIR", help="a folder written by train/search, or a model file"
+    )
     _common(evaluate, model_options=False)
 
     predict = commands.add_parser("predict", help="classify image files of digits")
-    predict.add_argument("model", metavar="DIR", help="a folder written by train/search, or a model file")
-    predict.add_argument("images", nargs="+", metavar="IMAGE", help="PNG/JPEG files of one digit each")
-    predict.add_argument("--backend", choices=["tensorflow", "jax"],
-                         help="Keras backend (default: $KERAS_BACKEND or tensorflow)")
+    predict.add_argument(
+        "model", metavar="DIR", help="a folder written by train/search, or a model file"
+    )
+    predict.add_argument(
+        "images", nargs="+", metavar="IMAGE", help="PNG/JPEG files of one digit each"
+    )
+    predict.add_argument(
+        "--backend",
+        choices=["tensorflow", "jax"],
+        help="Keras backend (default: $KERAS_BACKEND or tensorflow)",
+    )
     return parser
 
 
@@ -165,18 +244,35 @@ def main(argv=None) -> int:
     # setting wins.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if args.backend:
-        if "keras" in sys.modules and os.environ.get("KERAS_BACKEND", "tensorflow") != args.backend:
-            print("sk-mnist: error: Keras is already imported with another backend",
-                  file=sys.stderr)
+        if (
+            "keras" in sys.modules
+            and os.environ.get("KERAS_BACKEND", "tensorflow") != args.backend
+        ):
+            print(
+                "sk-mnist: error: Keras is already imported with another backend",
+                file=sys.stderr,
+            )
             return 1
         os.environ["KERAS_BACKEND"] = args.backend
     from .exceptions import DataFileError, DownloadError, UnsafeModelError
 
     try:
-        return {"train": _train, "search": _search, "evaluate": _evaluate,
-                "predict": _predict}[args.command](args)
-    except (CommandError, DataFileError, DownloadError, UnsafeModelError,
-            FileNotFoundError, PermissionError, ValueError, TypeError) as exc:
+        return {
+            "train": _train,
+            "search": _search,
+            "evaluate": _evaluate,
+            "predict": _predict,
+        }[args.command](args)
+    except (
+        CommandError,
+        DataFileError,
+        DownloadError,
+        UnsafeModelError,
+        FileNotFoundError,
+        PermissionError,
+        ValueError,
+        TypeError,
+    ) as exc:
         print(f"sk-mnist {args.command}: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -197,22 +293,27 @@ def _pipeline(args, verbose):
     from ._flattener import MNISTFlattener
 
     dropout = args.dropout[0] if len(args.dropout) == 1 else tuple(args.dropout)
-    return Pipeline([
-        ("flatten", MNISTFlattener()),
-        ("mlp", KerasMLPClassifier(
-            hidden_layer_sizes=tuple(args.hidden),
-            activation=args.activation,
-            dropout=dropout,
-            optimizer=args.optimizer,
-            learning_rate=args.learning_rate,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            validation_fraction=args.validation_fraction,
-            early_stopping=args.early_stopping,
-            random_state=args.random_state,
-            verbose=verbose,
-        )),
-    ])
+    return Pipeline(
+        [
+            ("flatten", MNISTFlattener()),
+            (
+                "mlp",
+                KerasMLPClassifier(
+                    hidden_layer_sizes=tuple(args.hidden),
+                    activation=args.activation,
+                    dropout=dropout,
+                    optimizer=args.optimizer,
+                    learning_rate=args.learning_rate,
+                    epochs=args.epochs,
+                    batch_size=args.batch_size,
+                    validation_fraction=args.validation_fraction,
+                    early_stopping=args.early_stopping,
+                    random_state=args.random_state,
+                    verbose=verbose,
+                ),
+            ),
+        ]
+    )
 
 
 def _prepare_out(path) -> Path:
@@ -220,7 +321,9 @@ def _prepare_out(path) -> Path:
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise CommandError(f"cannot create the output folder {out}: {exc.strerror}") from None
+        raise CommandError(
+            f"cannot create the output folder {out}: {exc.strerror}"
+        ) from None
     return out
 
 
@@ -260,7 +363,12 @@ def _save_pictures(pipe, out, X_test, y_test, predicted):
     written.append("confusion_matrix.png")
     if (predicted != y_test).any():
         grid = DigitGridDisplay.from_estimator(
-            pipe, X_test, y_test, n_images=9, only_errors=True, show_proba=True,
+            pipe,
+            X_test,
+            y_test,
+            n_images=9,
+            only_errors=True,
+            show_proba=True,
             random_state=0,
         )
         grid.figure_.savefig(out / "misclassified.png", dpi=100)
@@ -282,22 +390,30 @@ def _train(args):
     verbose = 1 if sys.stdout.isatty() else 2
     pipe = _pipeline(args, verbose)
     print(pipe[-1].summary(n_features=X.shape[1], n_classes=len(np.unique(y))))
-    print(f"Training on {len(X)} images for up to {args.epochs} epochs "
-          f"(backend: {_backend()})", flush=True)
+    print(
+        f"Training on {len(X)} images for up to {args.epochs} epochs "
+        f"(backend: {_backend()})",
+        flush=True,
+    )
     start = time.perf_counter()
     pipe.fit(X, y)
     seconds = time.perf_counter() - start
     metrics, predicted = _report(pipe, X_test, y_test)
     mlp = pipe[-1]
     metrics.update(
-        n_train=int(len(X)), epochs_trained=int(mlp.n_iter_), fit_seconds=round(seconds, 2),
-        backend=_backend(), params=_plain_params(mlp),
+        n_train=int(len(X)),
+        epochs_trained=int(mlp.n_iter_),
+        fit_seconds=round(seconds, 2),
+        backend=_backend(),
+        params=_plain_params(mlp),
     )
     save(pipe, out / MODEL_FILE)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     _write_history(mlp.history_, out / "history.csv")
     pictures = _save_pictures(pipe, out, X_test, y_test, predicted)
-    print(f"Wrote {MODEL_FILE}, metrics.json, history.csv, {', '.join(pictures)} to {out}")
+    print(
+        f"Wrote {MODEL_FILE}, metrics.json, history.csv, {', '.join(pictures)} to {out}"
+    )
     return 0
 
 
@@ -316,23 +432,37 @@ def _search(args):
     if args.subset:
         X, y = X[: args.subset], y[: args.subset]
     grid = dict(args.grid)
-    search = GridSearchCV(_pipeline(args, verbose=0), grid, cv=args.cv, n_jobs=args.n_jobs)
+    search = GridSearchCV(
+        _pipeline(args, verbose=0), grid, cv=args.cv, n_jobs=args.n_jobs
+    )
     n_candidates = 1
     for values in grid.values():
         n_candidates *= len(values)
-    print(f"Searching {n_candidates} candidates x {args.cv} folds on {len(X)} images "
-          f"(backend: {_backend()})", flush=True)
+    print(
+        f"Searching {n_candidates} candidates x {args.cv} folds on {len(X)} images "
+        f"(backend: {_backend()})",
+        flush=True,
+    )
     search.fit(X, y)
     results = pd.DataFrame(search.cv_results_)
-    table = results[["rank_test_score", "mean_test_score", "std_test_score",
-                     "mean_fit_time", "params"]].sort_values("rank_test_score")
+    table = results[
+        [
+            "rank_test_score",
+            "mean_test_score",
+            "std_test_score",
+            "mean_fit_time",
+            "params",
+        ]
+    ].sort_values("rank_test_score")
     table["params"] = table["params"].map(
-        lambda p: ", ".join(f"{k.removeprefix('mlp__')}={v}" for k, v in p.items()))
+        lambda p: ", ".join(f"{k.removeprefix('mlp__')}={v}" for k, v in p.items())
+    )
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     results.to_csv(out / "cv_results.csv", index=False)
     param = next(iter(grid)) if len(grid) == 1 else None
     SearchResultsDisplay.from_search(search, param=param).figure_.savefig(
-        out / "search_results.png", dpi=100)
+        out / "search_results.png", dpi=100
+    )
     save(search.best_estimator_, out / MODEL_FILE)
     X_test, y_test = _load_data(args, "test")
     print(f"Best: {search.best_params_} (mean CV accuracy {search.best_score_:.4f})")
@@ -346,7 +476,9 @@ def _model_path(text) -> Path:
     if path.is_dir():
         path = path / MODEL_FILE
     if not path.is_file():
-        raise CommandError(f"{path}: no saved model (run `sk-mnist train --out DIR` first)")
+        raise CommandError(
+            f"{path}: no saved model (run `sk-mnist train --out DIR` first)"
+        )
     return path
 
 

@@ -23,4 +23,16 @@ class UnsafeModelError(ValueError):
     """A saved model asks to run code, or is not a file written by sk-mnist."""
 
 
-__all__ = ["DataFileError", "DownloadError", "UnsafeModelError"]
+class TrainingDivergedError(FloatingPointError):
+    """The training loss became NaN or infinite.
+
+    The message names the epoch and suggests a lower learning rate.
+    """
+
+
+__all__ = [
+    "DataFileError",
+    "DownloadError",
+    "TrainingDivergedError",
+    "UnsafeModelError",
+]

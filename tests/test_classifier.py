@@ -1,4 +1,4 @@
-"""KerasMLPClassifier: the classic network, scikit-learn behaviour, determinism, faults."""
+"""KerasMLPClassifier: the classic network, sklearn behaviour, determinism, faults."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import pickle
 import subprocess
 import sys
 import textwrap
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import joblib
@@ -22,7 +21,7 @@ from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import Pipeline
 
 from sk_mnist import KerasMLPClassifier, MNISTFlattener
-from sk_mnist._classifier import TrainingDivergedError
+from sk_mnist.exceptions import TrainingDivergedError
 from sk_mnist._network import build_network
 
 FAST = dict(hidden_layer_sizes=(64,), epochs=2, batch_size=64, random_state=0)
@@ -30,7 +29,9 @@ FAST = dict(hidden_layer_sizes=(64,), epochs=2, batch_size=64, random_state=0)
 
 def weights_equal(a, b):
     wa, wb = a.model_.get_weights(), b.model_.get_weights()
-    return len(wa) == len(wb) and all(np.array_equal(x, y) for x, y in zip(wa, wb))
+    return len(wa) == len(wb) and all(
+        np.array_equal(x, y) for x, y in zip(wa, wb, strict=False)
+    )
 
 
 # ------------------------------------------------------------ the network
@@ -42,7 +43,11 @@ def test_default_network_is_the_classic_one():
     model = build_network(784, 10, seeds=range(5))
     assert model.count_params() == 669_706
     assert [type(layer).__name__ for layer in model.layers] == [
-        "Dense", "Dropout", "Dense", "Dropout", "Dense",
+        "Dense",
+        "Dropout",
+        "Dense",
+        "Dropout",
+        "Dense",
     ]
     assert model.layers[0].activation.__name__ == "relu"
     assert model.layers[-1].activation.__name__ == "softmax"
@@ -54,12 +59,18 @@ def test_default_network_is_the_classic_one():
     ("params", "layers", "optimizer"),
     [
         (dict(hidden_layer_sizes=(512,), dropout=0), ["Dense", "Dense"], "RMSprop"),
-        (dict(activation="sigmoid", optimizer="sgd", dropout=0.0), ["Dense", "Dense", "Dense"], "SGD"),
+        (
+            dict(activation="sigmoid", optimizer="sgd", dropout=0.0),
+            ["Dense", "Dense", "Dense"],
+            "SGD",
+        ),
         (dict(dropout=(0.5, 0.0)), ["Dense", "Dropout", "Dense", "Dense"], "RMSprop"),
     ],
     ids=["one-layer-no-dropout", "sigmoid-sgd", "dropout-per-layer"],
 )
-def test_classic_configurations_read_as_parameters(small_mnist, params, layers, optimizer):
+def test_classic_configurations_read_as_parameters(
+    small_mnist, params, layers, optimizer
+):
     X, y, _, _ = small_mnist
     clf = KerasMLPClassifier(epochs=1, random_state=0, **params).fit(X[:500], y[:500])
     assert [type(layer).__name__ for layer in clf.model_.layers] == layers
@@ -81,9 +92,13 @@ def test_learning_rate_and_optimizer_instance_are_copied_not_mutated(small_mnist
 
 
 # ------------------------------------------------- real data, the headline
-def test_default_pipeline_reaches_the_classic_accuracy_on_real_mnist(mnist_train, mnist_test):
+def test_default_pipeline_reaches_the_classic_accuracy_on_real_mnist(
+    mnist_train, mnist_test
+):
     (x, y), (xt, yt) = mnist_train, mnist_test
-    pipe = Pipeline([("flatten", MNISTFlattener()), ("mlp", KerasMLPClassifier(random_state=0))])
+    pipe = Pipeline(
+        [("flatten", MNISTFlattener()), ("mlp", KerasMLPClassifier(random_state=0))]
+    )
     pipe.fit(x, y)
     accuracy = pipe.score(xt, yt)
     print(f"default pipeline, 20 epochs: test accuracy {accuracy:.4f}")
@@ -108,15 +123,24 @@ def test_validation_fraction_records_validation_curves(small_mnist):
 # ---------------------------------------------------- scikit-learn flows
 def test_grid_search_gives_the_same_scores_with_one_and_two_jobs(small_mnist):
     X, y, _, _ = small_mnist
-    pipe = Pipeline([
-        ("flatten", MNISTFlattener()),
-        ("mlp", KerasMLPClassifier(epochs=2, batch_size=64, random_state=0)),
-    ])
+    pipe = Pipeline(
+        [
+            ("flatten", MNISTFlattener()),
+            ("mlp", KerasMLPClassifier(epochs=2, batch_size=64, random_state=0)),
+        ]
+    )
     grid = {"mlp__hidden_layer_sizes": [(32,), (64,), (32, 32)]}
     serial = GridSearchCV(pipe, grid, cv=3, n_jobs=1).fit(X, y)
     parallel = GridSearchCV(pipe, grid, cv=3, n_jobs=2).fit(X, y)
-    for key in ("mean_test_score", "split0_test_score", "split1_test_score", "split2_test_score"):
-        np.testing.assert_array_equal(serial.cv_results_[key], parallel.cv_results_[key])
+    for key in (
+        "mean_test_score",
+        "split0_test_score",
+        "split1_test_score",
+        "split2_test_score",
+    ):
+        np.testing.assert_array_equal(
+            serial.cv_results_[key], parallel.cv_results_[key]
+        )
     assert serial.best_score_ > 0.8
     assert serial.best_estimator_[-1].n_iter_ == 2
 
@@ -132,7 +156,9 @@ def test_cross_val_score_and_classification_report(small_mnist):
 
 
 def test_set_params_and_clone_round_trip():
-    clf = KerasMLPClassifier().set_params(hidden_layer_sizes=(32,), dropout=(0.1,), epochs=3)
+    clf = KerasMLPClassifier().set_params(
+        hidden_layer_sizes=(32,), dropout=(0.1,), epochs=3
+    )
     twin = clone(clf)
     assert twin.get_params() == clf.get_params()
     assert twin.hidden_layer_sizes == (32,)
@@ -217,7 +243,9 @@ def test_same_random_state_gives_identical_weights_and_predictions(small_mnist):
     assert not weights_equal(a, c)
 
 
-def test_same_random_state_gives_identical_predictions_in_a_fresh_process(small_mnist, mnist_path):
+def test_same_random_state_gives_identical_predictions_in_a_fresh_process(
+    small_mnist, mnist_path
+):
     X, y, Xt, _ = small_mnist
     here = KerasMLPClassifier(**FAST).fit(X, y).predict_proba(Xt)
     script = textwrap.dedent(f"""
@@ -229,7 +257,9 @@ def test_same_random_state_gives_identical_predictions_in_a_fresh_process(small_
         clf = KerasMLPClassifier(**{FAST!r}).fit(f(x[:3000]), y[:3000])
         np.save(sys.stdout.buffer, clf.predict_proba(f(xt[:1000])))
     """)
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, check=True
+    ).stdout
     import io
 
     there = np.load(io.BytesIO(out), allow_pickle=False)
@@ -241,12 +271,13 @@ def test_global_random_state_is_not_touched(small_mnist):
 
     X, y, _, _ = small_mnist
     random.seed(123)
-    np.random.seed(123)
-    expected = (random.random(), np.random.random())
+    np.random.seed(123)  # noqa: NPY002 (the global state is under test)
+    expected = (random.random(), np.random.random())  # noqa: NPY002
     random.seed(123)
-    np.random.seed(123)
+    np.random.seed(123)  # noqa: NPY002 (the global state is under test)
     KerasMLPClassifier(**FAST).fit(X[:500], y[:500])
-    assert (random.random(), np.random.random()) == expected
+    after = (random.random(), np.random.random())  # noqa: NPY002
+    assert after == expected
 
 
 # --------------------------------------------------------------- copies
@@ -261,7 +292,9 @@ def test_global_random_state_is_not_touched(small_mnist):
 )
 def test_fitted_pipeline_round_trips_predict_identically(small_mnist, round_trip):
     X, y, Xt, _ = small_mnist
-    pipe = Pipeline([("flatten", MNISTFlattener()), ("mlp", KerasMLPClassifier(**FAST))])
+    pipe = Pipeline(
+        [("flatten", MNISTFlattener()), ("mlp", KerasMLPClassifier(**FAST))]
+    )
     pipe.fit(X, y)
     twin = round_trip(pipe)
     assert twin[-1].model_ is not pipe[-1].model_
@@ -318,7 +351,9 @@ def test_partial_fit_trains_one_epoch_per_call(small_mnist):
 
 def test_partial_fit_knows_classes_absent_from_the_first_batch(small_mnist):
     X, y, _, _ = small_mnist
-    clf = KerasMLPClassifier(**FAST).partial_fit(X[y < 5], y[y < 5], classes=np.arange(10))
+    clf = KerasMLPClassifier(**FAST).partial_fit(
+        X[y < 5], y[y < 5], classes=np.arange(10)
+    )
     assert clf.predict_proba(X[:3]).shape == (3, 10)
 
 
@@ -334,16 +369,25 @@ def test_early_stopping_restores_the_best_weights(small_mnist):
     X, y, _, _ = small_mnist
     _RecordWeights.seen = []
     clf = KerasMLPClassifier(
-        hidden_layer_sizes=(64,), learning_rate=0.01, batch_size=32, epochs=30,
-        validation_fraction=0.2, early_stopping=True, n_iter_no_change=2, tol=0.0,
-        random_state=0, callbacks=[_RecordWeights()],
+        hidden_layer_sizes=(64,),
+        learning_rate=0.01,
+        batch_size=32,
+        epochs=30,
+        validation_fraction=0.2,
+        early_stopping=True,
+        n_iter_no_change=2,
+        tol=0.0,
+        random_state=0,
+        callbacks=[_RecordWeights()],
     ).fit(X, y)
     assert clf.n_iter_ < 30
     scores = [score for score, _ in _RecordWeights.seen]
     assert scores == pytest.approx(clf.validation_scores_)
     best = int(np.argmax(scores))
     assert best < clf.n_iter_ - 1  # the last epoch was not the best
-    for restored, recorded in zip(clf.model_.get_weights(), _RecordWeights.seen[best][1]):
+    for restored, recorded in zip(
+        clf.model_.get_weights(), _RecordWeights.seen[best][1], strict=False
+    ):
         np.testing.assert_array_equal(restored, recorded)
 
 
@@ -365,7 +409,8 @@ def test_verbose_2_prints_one_line_per_epoch(small_mnist, capsys):
     X, y, _, _ = small_mnist
     KerasMLPClassifier(verbose=2, **FAST).fit(X[:500], y[:500])
     out = capsys.readouterr().out
-    assert "Epoch 1/2" in out and "Epoch 2/2" in out
+    assert "Epoch 1/2" in out
+    assert "Epoch 2/2" in out
     assert "accuracy:" in out
     KerasMLPClassifier(verbose=0, **FAST).fit(X[:500], y[:500])
     assert capsys.readouterr().out == ""
@@ -374,8 +419,13 @@ def test_verbose_2_prints_one_line_per_epoch(small_mnist, capsys):
 # ---------------------------------------------------------------- faults
 def test_nan_loss_stops_with_a_clear_error_and_leaves_it_unfitted(small_mnist):
     X, y, _, _ = small_mnist
-    clf = KerasMLPClassifier(optimizer="sgd", learning_rate=1e6, **{**FAST, "epochs": 3})
-    with pytest.raises(TrainingDivergedError, match=r"NaN or infinite in epoch \d.*lower learning_rate.*1000000"):
+    clf = KerasMLPClassifier(
+        optimizer="sgd", learning_rate=1e6, **{**FAST, "epochs": 3}
+    )
+    with pytest.raises(
+        TrainingDivergedError,
+        match=r"NaN or infinite in epoch \d.*lower learning_rate.*1000000",
+    ):
         clf.fit(X * 1e4, y)
     assert not hasattr(clf, "model_")
     with pytest.raises(NotFittedError):
@@ -422,11 +472,20 @@ def test_a_callback_that_raises_leaves_the_previous_fit_intact(small_mnist):
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        (dict(hidden_layer_sizes=(512, 0)), r"hidden_layer_sizes must be positive integers, got \(512, 0\)"),
+        (
+            dict(hidden_layer_sizes=(512, 0)),
+            r"hidden_layer_sizes must be positive integers, got \(512, 0\)",
+        ),
         (dict(hidden_layer_sizes=(-3,)), r"positive integers, got \(-3,\)"),
         (dict(dropout=1.0), "dropout"),
-        (dict(hidden_layer_sizes=(8, 8), dropout=(0.2, 0.2, 0.2)), r"one per hidden layer \(2\), got \(0.2, 0.2, 0.2\)"),
-        (dict(hidden_layer_sizes=(8, 8), dropout=(0.2, -0.1)), r"\[0, 1\), got \(0.2, -0.1\)"),
+        (
+            dict(hidden_layer_sizes=(8, 8), dropout=(0.2, 0.2, 0.2)),
+            r"one per hidden layer \(2\), got \(0.2, 0.2, 0.2\)",
+        ),
+        (
+            dict(hidden_layer_sizes=(8, 8), dropout=(0.2, -0.1)),
+            r"\[0, 1\), got \(0.2, -0.1\)",
+        ),
         (dict(activation="relux"), "activation.*'relux'"),
         (dict(optimizer="rmsprob"), "optimizer.*'rmsprob'"),
         (dict(epochs=0), "epochs.*Got 0"),
@@ -465,23 +524,34 @@ def test_predict_proba_from_eight_threads_matches_serial(small_mnist):
     serial = [clf.predict_proba(chunk) for chunk in chunks]
     with ThreadPoolExecutor(8) as pool:
         threaded = list(pool.map(clf.predict_proba, chunks))
-    for a, b in zip(serial, threaded):
+    for a, b in zip(serial, threaded, strict=False):
         np.testing.assert_array_equal(a, b)
 
 
-def test_predict_of_more_rows_than_one_chunk_matches_model_predict(small_mnist, monkeypatch):
+def test_predict_of_more_rows_than_one_chunk_matches_model_predict(
+    small_mnist, monkeypatch
+):
     from sk_mnist import _network
 
     X, y, Xt, _ = small_mnist
     clf = KerasMLPClassifier(**FAST).fit(X, y)
     whole = clf.predict_proba(Xt)
     original = _network.predict_in_batches
-    monkeypatch.setattr(_network, "predict_in_batches", lambda m, x: original(m, x, batch_size=300))
+    monkeypatch.setattr(
+        _network, "predict_in_batches", lambda m, x: original(m, x, batch_size=300)
+    )
     np.testing.assert_allclose(clf.predict_proba(Xt), whole, rtol=1e-6)
-    np.testing.assert_allclose(whole, clf.model_.predict(Xt, verbose=0), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(
+        whole, clf.model_.predict(Xt, verbose=0), rtol=1e-5, atol=1e-7
+    )
 
 
 def test_import_does_not_load_tensorflow_or_keras():
-    code = "import sys, sk_mnist; print(sorted(m for m in ('tensorflow', 'keras', 'jax') if m in sys.modules))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    code = (
+        "import sys, sk_mnist; "
+        "print(sorted(m for m in ('tensorflow', 'keras', 'jax') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert out.stdout.strip() == "[]"

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import subprocess
 import sys
 
-import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
@@ -22,7 +21,10 @@ def run(*args, env_data=None, check_rc=0):
         env["SK_MNIST_DATA"] = env_data
     result = subprocess.run(
         [sys.executable, "-m", "sk_mnist", *map(str, args)],
-        capture_output=True, text=True, env=env, timeout=600,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
     )
     assert result.returncode == check_rc, (result.stdout[-2000:], result.stderr[-2000:])
     return result
@@ -31,8 +33,20 @@ def run(*args, env_data=None, check_rc=0):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, mnist_path):
     out = tmp_path_factory.mktemp("train")
-    result = run("train", "--subset", 3000, "--epochs", 3, "--hidden", 128,
-                 "--validation-fraction", 0.1, "--out", out, env_data=mnist_path)
+    result = run(
+        "train",
+        "--subset",
+        3000,
+        "--epochs",
+        3,
+        "--hidden",
+        128,
+        "--validation-fraction",
+        0.1,
+        "--out",
+        out,
+        env_data=mnist_path,
+    )
     return out, result
 
 
@@ -40,7 +54,8 @@ def test_train_prints_the_summary_progress_and_report(trained):
     _, result = trained
     out = result.stdout
     assert "Trainable params: 101,770" in out  # 784*128+128 + 128*10+10
-    assert "Epoch 1/3" in out and "Epoch 3/3" in out  # one line per epoch off a terminal
+    assert "Epoch 1/3" in out
+    assert "Epoch 3/3" in out
     assert re.search(r"Test accuracy: 0\.(8[5-9]|9)", out)
     assert "macro avg" in out
     assert "Traceback" not in result.stderr
@@ -49,20 +64,34 @@ def test_train_prints_the_summary_progress_and_report(trained):
 def test_train_writes_every_promised_file(trained, mnist_path):
     out, result = trained
     names = sorted(p.name for p in out.iterdir())
-    assert names == sorted([
-        "model.skmnist", "metrics.json", "history.csv", "training_curves.png",
-        "confusion_matrix.png", "misclassified.png",
-    ])
+    assert names == sorted(
+        [
+            "model.skmnist",
+            "metrics.json",
+            "history.csv",
+            "training_curves.png",
+            "confusion_matrix.png",
+            "misclassified.png",
+        ]
+    )
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["n_train"] == 3000 and metrics["n_test"] == 10_000
+    assert metrics["n_train"] == 3000
+    assert metrics["n_test"] == 10_000
     assert metrics["epochs_trained"] == 3
     assert f"Test accuracy: {metrics['test_accuracy']:.4f}" in result.stdout
     history = pd.read_csv(out / "history.csv")
-    assert list(history.columns) == ["epoch", "accuracy", "loss", "val_accuracy", "val_loss"]
+    assert list(history.columns) == [
+        "epoch",
+        "accuracy",
+        "loss",
+        "val_accuracy",
+        "val_loss",
+    ]
     assert history["epoch"].tolist() == [1, 2, 3]
     for png in ("training_curves.png", "confusion_matrix.png", "misclassified.png"):
         with Image.open(out / png) as image:
-            assert image.size[0] > 300 and image.size[1] > 200
+            assert image.size[0] > 300
+            assert image.size[1] > 200
     pipe = load(out / "model.skmnist")
     from sk_mnist import fetch_mnist
 
@@ -73,7 +102,9 @@ def test_train_writes_every_promised_file(trained, mnist_path):
 def test_evaluate_reproduces_the_training_report(trained, mnist_path):
     out, result = trained
     again = run("evaluate", out, "--data", mnist_path)
-    line = [l for l in result.stdout.splitlines() if l.startswith("Test accuracy")][0]
+    line = [
+        line for line in result.stdout.splitlines() if line.startswith("Test accuracy")
+    ][0]
     assert line in again.stdout
 
 
@@ -92,8 +123,20 @@ def test_predict_reads_images_of_any_size_and_background(trained, mnist_test, tm
 
 def test_search_writes_results_plot_and_best_model(tmp_path, mnist_path):
     out = tmp_path / "search"
-    result = run("search", "--grid", "hidden=16,32", "--cv", 2, "--subset", 600,
-                 "--epochs", 1, "--out", out, env_data=mnist_path)
+    result = run(
+        "search",
+        "--grid",
+        "hidden=16,32",
+        "--cv",
+        2,
+        "--subset",
+        600,
+        "--epochs",
+        1,
+        "--out",
+        out,
+        env_data=mnist_path,
+    )
     assert "rank_test_score" in result.stdout
     assert "hidden_layer_sizes=(16,)" in result.stdout
     results = pd.read_csv(out / "cv_results.csv")
@@ -106,23 +149,48 @@ def test_search_writes_results_plot_and_best_model(tmp_path, mnist_path):
 @pytest.mark.parametrize(
     ("args", "rc", "message"),
     [
-        (["train", "--epochs", "0"], 2, "--epochs: expected a positive integer, got '0'"),
+        (
+            ["train", "--epochs", "0"],
+            2,
+            "--epochs: expected a positive integer, got '0'",
+        ),
         (["train", "--backend", "torch"], 2, "invalid choice: 'torch'"),
         (["search", "--grid", "depth=3"], 2, "unknown grid parameter 'depth'"),
         (["search", "--grid", "hidden=5x0"], 2, "hidden layer sizes must be positive"),
         (["evaluate", "/nonexistent/dir"], 1, "no saved model"),
-        (["train", "--data", "/nonexistent.npz", "--out", "{tmp}/o"], 1, "no such file"),
-        (["train", "--dropout", "1.5", "--subset", "50", "--epochs", "1", "--out", "{tmp}/o"], 1,
-         r"dropout rates must be in \[0, 1\), got 1.5"),
+        (
+            ["train", "--data", "/nonexistent.npz", "--out", "{tmp}/o"],
+            1,
+            "no such file",
+        ),
+        (
+            [
+                "train",
+                "--dropout",
+                "1.5",
+                "--subset",
+                "50",
+                "--epochs",
+                "1",
+                "--out",
+                "{tmp}/o",
+            ],
+            1,
+            r"dropout rates must be in \[0, 1\), got 1.5",
+        ),
         (["frobnicate"], 2, "invalid choice: 'frobnicate'"),
     ],
 )
-def test_bad_options_give_one_clear_line_and_no_traceback(args, rc, message, tmp_path, mnist_path):
+def test_bad_options_give_one_clear_line_and_no_traceback(
+    args, rc, message, tmp_path, mnist_path
+):
     import re
 
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
     result = run(*args, env_data=mnist_path, check_rc=rc)
-    errors = [l for l in result.stderr.splitlines() if l.startswith("sk-mnist")]
+    errors = [
+        line for line in result.stderr.splitlines() if line.startswith("sk-mnist")
+    ]
     assert len(errors) == 1
     assert re.search(message, errors[0])
     assert "Traceback" not in result.stderr
@@ -137,7 +205,10 @@ def test_unreadable_image_and_foreign_model_are_refused(trained, tmp_path):
     fake = tmp_path / "model.skmnist"
     fake.write_bytes(b"\x80\x04K\x01.")  # a pickle
     result = run("predict", fake, bad, check_rc=1)
-    assert "not a readable image" in result.stderr or "not an sk-mnist model" in result.stderr
+    assert (
+        "not a readable image" in result.stderr
+        or "not an sk-mnist model" in result.stderr
+    )
 
 
 def test_help_is_available_everywhere():

@@ -28,7 +28,9 @@ def images():
         lambda x: list(x),
         lambda x: x.astype(np.float64),
         lambda x: x.astype(np.int64),
-        lambda x: pd.DataFrame(x.reshape(len(x), -1), columns=[f"pixel{i}" for i in range(1, 785)]),
+        lambda x: pd.DataFrame(
+            x.reshape(len(x), -1), columns=[f"pixel{i}" for i in range(1, 785)]
+        ),
     ],
     ids=["3d", "4d", "flat", "list", "float64", "int64", "dataframe"],
 )
@@ -43,7 +45,9 @@ def test_every_accepted_form_gives_the_same_float32_features(images, form):
 
 def test_fit_then_transform_equals_fit_transform(images):
     flattener = MNISTFlattener().fit(images)
-    np.testing.assert_array_equal(flattener.transform(images), MNISTFlattener().fit_transform(images))
+    np.testing.assert_array_equal(
+        flattener.transform(images), MNISTFlattener().fit_transform(images)
+    )
     assert flattener.image_shape_ == (28, 28)
     assert flattener.scale_ == 255.0
     assert flattener.n_features_in_ == 784
@@ -57,7 +61,9 @@ def test_float_input_already_in_unit_range_is_not_scaled_twice(images):
 
 def test_raw_pixels_given_to_a_unit_range_fit_are_refused(images):
     flattener = MNISTFlattener().fit(images / 255.0)
-    with pytest.raises(ValueError, match=r"above the scale.*maximum of 25\d.*raw 0..255"):
+    with pytest.raises(
+        ValueError, match=r"above the scale.*maximum of 25\d.*raw 0..255"
+    ):
         flattener.transform(images)
 
 
@@ -80,20 +86,34 @@ def test_inverse_transform_gives_back_the_images(images):
 
 def test_image_shape_is_inferred_from_square_widths_and_can_be_given():
     assert MNISTFlattener().fit(np.zeros((2, 64))).image_shape_ == (8, 8)
-    assert MNISTFlattener(image_shape=(4, 16)).fit(np.zeros((2, 64))).image_shape_ == (4, 16)
-    assert MNISTFlattener(image_shape=(2, -1)).fit(np.zeros((2, 64))).image_shape_ == (2, 32)
-    with pytest.raises(ValueError, match="Cannot infer the image shape from 10 flat features"):
+    assert MNISTFlattener(image_shape=(4, 16)).fit(np.zeros((2, 64))).image_shape_ == (
+        4,
+        16,
+    )
+    assert MNISTFlattener(image_shape=(2, -1)).fit(np.zeros((2, 64))).image_shape_ == (
+        2,
+        32,
+    )
+    with pytest.raises(
+        ValueError, match="Cannot infer the image shape from 10 flat features"
+    ):
         MNISTFlattener().fit(np.zeros((2, 10)))
-    with pytest.raises(ValueError, match=r"image_shape=\(5, 5\) does not fit the input"):
+    with pytest.raises(
+        ValueError, match=r"image_shape=\(5, 5\) does not fit the input"
+    ):
         MNISTFlattener(image_shape=(5, 5)).fit(np.zeros((2, 64)))
-    with pytest.raises(ValueError, match=r"image_shape must be two positive integers.*\(0, 8\)"):
+    with pytest.raises(
+        ValueError, match=r"image_shape must be two positive integers.*\(0, 8\)"
+    ):
         MNISTFlattener(image_shape=(0, 8)).fit(np.zeros((2, 64)))
 
 
 def test_feature_names_are_openml_names_or_the_inputs(images):
     flattener = MNISTFlattener().fit(images)
     names = flattener.get_feature_names_out()
-    assert names[0] == "pixel1" and names[-1] == "pixel784" and len(names) == 784
+    assert names[0] == "pixel1"
+    assert names[-1] == "pixel784"
+    assert len(names) == 784
     frame = pd.DataFrame(images.reshape(5, -1), columns=[f"p{i}" for i in range(784)])
     assert MNISTFlattener().fit(frame).get_feature_names_out()[0] == "p0"
 
@@ -114,12 +134,27 @@ def test_set_output_pandas_returns_a_named_frame(images):
         (np.full((2, 28, 28), 300), ValueError, "above the scale.*maximum of 300"),
         (np.zeros((0, 28, 28)), ValueError, "0 sample"),
         (np.zeros((2, 28, 28, 3)), ValueError, r"one channel.*\(2, 28, 28, 3\)"),
-        (np.zeros((2, 2, 28, 28, 1)), ValueError, r"got an array of shape \(2, 2, 28, 28, 1\)"),
+        (
+            np.zeros((2, 2, 28, 28, 1)),
+            ValueError,
+            r"got an array of shape \(2, 2, 28, 28, 1\)",
+        ),
         (np.zeros(784), ValueError, "Reshape your data"),
         (sp.csr_matrix(np.ones((2, 784))), TypeError, "[Ss]parse"),
         (np.array([["a"] * 784]), ValueError, "numeric|convert"),
     ],
-    ids=["nan", "inf", "negative", "above-255", "empty", "rgb", "5d", "1d", "sparse", "strings"],
+    ids=[
+        "nan",
+        "inf",
+        "negative",
+        "above-255",
+        "empty",
+        "rgb",
+        "5d",
+        "1d",
+        "sparse",
+        "strings",
+    ],
 )
 def test_bad_input_is_a_clear_error_and_the_input_is_unchanged(bad, error, message):
     before = bad.copy()

@@ -27,7 +27,8 @@ CACHE_NAME = "mnist.npz"
 
 _OFFLINE_HINT = (
     "Without network access, point sk-mnist at a local copy: "
-    "fetch_mnist(path='/path/to/mnist.npz') or `export SK_MNIST_DATA=/path/to/mnist.npz` "
+    "fetch_mnist(path='/path/to/mnist.npz') or "
+    "`export SK_MNIST_DATA=/path/to/mnist.npz` "
     "(Keras's mnist.npz layout, or a folder holding the four MNIST IDX files)."
 )
 

@@ -1,4 +1,4 @@
-"""fetch_mnist: MNIST as a scikit-learn Bunch, from a local file, the cache or a download."""
+"""fetch_mnist: MNIST as a Bunch, from a local file, the cache or a download."""
 
 from __future__ import annotations
 
@@ -187,6 +187,4 @@ def _join(arrays):
 
 
 def _descr():
-    return (
-        resources.files("sk_mnist.datasets").joinpath("descr/mnist.rst").read_text()
-    )
+    return resources.files("sk_mnist.datasets").joinpath("descr/mnist.rst").read_text()

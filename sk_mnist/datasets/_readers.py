@@ -186,7 +186,9 @@ def read_idx(path, *, ndim):
             "corrupt or truncated."
         ) from exc
     if len(content) < 4:
-        raise DataFileError(f"{path}: too short to be an IDX file ({len(content)} bytes).")
+        raise DataFileError(
+            f"{path}: too short to be an IDX file ({len(content)} bytes)."
+        )
     zero0, zero1, dtype_code, file_ndim = content[:4]
     if zero0 != 0 or zero1 != 0:
         raise DataFileError(

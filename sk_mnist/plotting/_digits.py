@@ -90,7 +90,9 @@ class DigitGridDisplay:
             axis.imshow(images[i], cmap=cmap, interpolation="nearest")
             title = f"Predicted: {y_pred[i]} Label: {y_true[i]}"
             if self.proba is not None:
-                title = f"Predicted: {y_pred[i]} ({self.proba[i]:.2f}) Label: {y_true[i]}"
+                title = (
+                    f"Predicted: {y_pred[i]} ({self.proba[i]:.2f}) Label: {y_true[i]}"
+                )
             axis.set_title(
                 title, color=ERROR_COLOR if errors[i] else "black", fontsize=9
             )
@@ -192,7 +194,9 @@ class DigitGridDisplay:
             raise ValueError("There are no misclassified digits to show.")
         n = min(n_images, len(candidates))
         if random_state is not None:
-            chosen = check_random_state(random_state).choice(candidates, n, replace=False)
+            chosen = check_random_state(random_state).choice(
+                candidates, n, replace=False
+            )
         else:
             chosen = candidates[:n]
         return cls.from_predictions(

@@ -137,6 +137,4 @@ class TrainingHistoryDisplay:
         display : TrainingHistoryDisplay
             The drawn display.
         """
-        return cls(final_estimator(estimator, "history_").history_).plot(
-            metrics, ax=ax
-        )
+        return cls(final_estimator(estimator, "history_").history_).plot(metrics, ax=ax)

@@ -52,8 +52,17 @@ class SearchResultsDisplay:
     ['1', '2', '3']
     """
 
-    def __init__(self, labels, mean_score, std_score, mean_fit_time, std_fit_time,
-                 *, param, scoring="score"):
+    def __init__(
+        self,
+        labels,
+        mean_score,
+        std_score,
+        mean_fit_time,
+        std_fit_time,
+        *,
+        param,
+        scoring="score",
+    ):
         self.labels = labels
         self.mean_score = mean_score
         self.std_score = std_score
@@ -78,14 +87,18 @@ class SearchResultsDisplay:
         figure, (score_ax, time_ax) = make_axes(ax, 2, figsize=(11, 4))
         x = np.arange(len(self.labels))
         mean, std = np.asarray(self.mean_score), np.asarray(self.std_score)
-        (score_line,) = score_ax.plot(x, mean, marker="o", label=f"mean test {self.scoring}")
+        (score_line,) = score_ax.plot(
+            x, mean, marker="o", label=f"mean test {self.scoring}"
+        )
         score_ax.fill_between(x, mean - std, mean + std, alpha=0.25, label="± 1 std")
         score_ax.set_ylabel(f"Test {self.scoring}")
         score_ax.set_title(f"Cross-validated {self.scoring}")
         score_ax.legend()
         fit, fit_std = np.asarray(self.mean_fit_time), np.asarray(self.std_fit_time)
         (time_line,) = time_ax.plot(x, fit, marker="o", color="tab:orange")
-        time_ax.fill_between(x, fit - fit_std, fit + fit_std, alpha=0.25, color="tab:orange")
+        time_ax.fill_between(
+            x, fit - fit_std, fit + fit_std, alpha=0.25, color="tab:orange"
+        )
         time_ax.set_ylabel("Mean fit time (s)")
         time_ax.set_title("Fit time")
         for axis in (score_ax, time_ax):
@@ -126,11 +139,15 @@ class SearchResultsDisplay:
         params = results["params"]
         searched = sorted({key for candidate in params for key in candidate})
         if param is not None and param not in searched:
-            raise ValueError(f"param {param!r} was not searched; the search covers {searched}.")
+            raise ValueError(
+                f"param {param!r} was not searched; the search covers {searched}."
+            )
         if param is None and len(searched) == 1:
             param = searched[0]
         if param is None:
-            labels = [", ".join(f"{k}={v}" for k, v in sorted(p.items())) for p in params]
+            labels = [
+                ", ".join(f"{k}={v}" for k, v in sorted(p.items())) for p in params
+            ]
             param = "candidate"
         else:
             labels = [str(p.get(param)) for p in params]

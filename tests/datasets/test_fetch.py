@@ -108,7 +108,8 @@ def test_real_data_as_frame_looks_like_openml(mnist_path):
     assert bunch.frame.shape == (10_000, 785)
     np.testing.assert_array_equal(bunch.target.to_numpy()[:3], [7, 2, 1])
     X, y = fetch_mnist(path=mnist_path, subset="test", as_frame=True, return_X_y=True)
-    assert X.shape == (10_000, 784) and y.shape == (10_000,)
+    assert X.shape == (10_000, 784)
+    assert y.shape == (10_000,)
 
 
 def test_environment_variable_is_honoured(mnist_path, monkeypatch):
@@ -161,12 +162,24 @@ def test_object_array_npz_is_refused_without_unpickling(tmp_path):
     ("change", "message"),
     [
         (lambda a: a.pop("y_train"), r"missing \['y_train'\]"),
-        (lambda a: a.update(x_train=a["x_train"][:, :27]), r"28x28 images.*\(50, 27, 28\)"),
+        (
+            lambda a: a.update(x_train=a["x_train"][:, :27]),
+            r"28x28 images.*\(50, 27, 28\)",
+        ),
         (lambda a: a.update(y_train=a["y_train"][:49]), "50 images but y_train has 49"),
         (lambda a: a.update(y_train=a["y_train"] + 10), r"values must lie in 0..9"),
-        (lambda a: a.update(x_train=a["x_train"].astype(np.float32)), "integers; got dtype float32"),
-        (lambda a: a.update(x_train=a["x_train"].astype(np.int16) - 1), r"0..255; got values from -1"),
-        (lambda a: a.update(x_train=a["x_train"][:0], y_train=a["y_train"][:0]), "holds no images"),
+        (
+            lambda a: a.update(x_train=a["x_train"].astype(np.float32)),
+            "integers; got dtype float32",
+        ),
+        (
+            lambda a: a.update(x_train=a["x_train"].astype(np.int16) - 1),
+            r"0..255; got values from -1",
+        ),
+        (
+            lambda a: a.update(x_train=a["x_train"][:0], y_train=a["y_train"][:0]),
+            "holds no images",
+        ),
     ],
 )
 def test_wrong_arrays_name_the_file_and_the_problem(tmp_path, change, message):
@@ -195,7 +208,9 @@ def test_idx_file_with_a_lying_header_is_refused(tmp_path):
     content = bytearray(path.read_bytes())
     content[4:8] = struct.pack(">I", 10_000)  # promises 10,000 images, holds 20
     path.write_bytes(bytes(content))
-    with pytest.raises(DataFileError, match="header promises shape.*truncated or its header lies"):
+    with pytest.raises(
+        DataFileError, match="header promises shape.*truncated or its header lies"
+    ):
         fetch_mnist(path=folder, subset="test")
 
 
@@ -340,7 +355,9 @@ def _serve(monkeypatch, payload, sha256, cut_at=None):
     return server
 
 
-def test_keras_download_verifies_caches_and_leaves_no_temporary(tmp_path, monkeypatch, keras_payload):
+def test_keras_download_verifies_caches_and_leaves_no_temporary(
+    tmp_path, monkeypatch, keras_payload
+):
     payload, sha = keras_payload
     with _serve(monkeypatch, payload, sha):
         bunch = fetch_mnist(source="keras", data_home=tmp_path, subset="test")
@@ -349,18 +366,26 @@ def test_keras_download_verifies_caches_and_leaves_no_temporary(tmp_path, monkey
     assert files == ["mnist.npz"]
 
 
-def test_keras_download_with_wrong_checksum_leaves_nothing(tmp_path, monkeypatch, keras_payload):
+def test_keras_download_with_wrong_checksum_leaves_nothing(
+    tmp_path, monkeypatch, keras_payload
+):
     payload, _ = keras_payload
-    with _serve(monkeypatch, payload, "0" * 64), pytest.raises(DownloadError, match="hash|SHA"):
+    with (
+        _serve(monkeypatch, payload, "0" * 64),
+        pytest.raises(DownloadError, match="hash|SHA"),
+    ):
         fetch_mnist(source="keras", data_home=tmp_path)
     assert _leftovers(tmp_path) == []
 
 
 @pytest.mark.parametrize("fraction", [0.0, 0.3, 0.99])
-def test_interrupted_keras_download_leaves_no_partial_file(tmp_path, monkeypatch, keras_payload, fraction):
+def test_interrupted_keras_download_leaves_no_partial_file(
+    tmp_path, monkeypatch, keras_payload, fraction
+):
     payload, sha = keras_payload
-    with _serve(monkeypatch, payload, sha, cut_at=int(len(payload) * fraction)), pytest.raises(
-        DownloadError, match="SK_MNIST_DATA"
+    with (
+        _serve(monkeypatch, payload, sha, cut_at=int(len(payload) * fraction)),
+        pytest.raises(DownloadError, match="SK_MNIST_DATA"),
     ):
         fetch_mnist(source="keras", data_home=tmp_path)
     assert _leftovers(tmp_path) == []
@@ -368,4 +393,8 @@ def test_interrupted_keras_download_leaves_no_partial_file(tmp_path, monkeypatch
 
 def _leftovers(tmp_path) -> list[str]:
     folder = Path(tmp_path) / "sk_mnist"
-    return sorted(p.name for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+    return (
+        sorted(p.name for p in folder.rglob("*") if p.is_file())
+        if folder.exists()
+        else []
+    )

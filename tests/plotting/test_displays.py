@@ -33,10 +33,12 @@ def _close():
 def fitted_pipe(small_mnist):
     X, y, _, _ = small_mnist
     images = X.reshape(-1, 28, 28)
-    pipe = Pipeline([
-        ("flatten", MNISTFlattener()),
-        ("mlp", KerasMLPClassifier(validation_fraction=0.2, **FAST)),
-    ])
+    pipe = Pipeline(
+        [
+            ("flatten", MNISTFlattener()),
+            ("mlp", KerasMLPClassifier(validation_fraction=0.2, **FAST)),
+        ]
+    )
     return pipe.fit(images, y), images, y
 
 
@@ -54,13 +56,18 @@ def test_history_display_draws_the_history(fitted_pipe):
     assert legend == ["training", "validation"]
 
 
-def test_history_display_draws_into_user_axes_and_from_a_search(fitted_pipe, small_mnist):
+def test_history_display_draws_into_user_axes_and_from_a_search(
+    fitted_pipe, small_mnist
+):
     pipe, _, _ = fitted_pipe
     fig, ax = plt.subplots()
     display = TrainingHistoryDisplay.from_estimator(pipe, metrics=["loss"], ax=ax)
-    assert display.axes_[0] is ax and display.figure_ is fig
+    assert display.axes_[0] is ax
+    assert display.figure_ is fig
     X, y, _, _ = small_mnist
-    search = GridSearchCV(KerasMLPClassifier(**FAST), {"hidden_layer_sizes": [(16,), (32,)]}, cv=2)
+    search = GridSearchCV(
+        KerasMLPClassifier(**FAST), {"hidden_layer_sizes": [(16,), (32,)]}, cv=2
+    )
     search.fit(X[:600], y[:600])
     display = TrainingHistoryDisplay.from_estimator(search)
     np.testing.assert_allclose(
@@ -83,7 +90,7 @@ def test_digit_grid_titles_match_the_predictions_and_mark_errors(fitted_pipe):
     display = DigitGridDisplay.from_estimator(pipe, images, y)
     predicted = pipe.predict(images[:9])
     assert len(display.axes_) == 9
-    for ax, p, label in zip(display.axes_, predicted, y[:9]):
+    for ax, p, label in zip(display.axes_, predicted, y[:9], strict=False):
         assert ax.get_title() == f"Predicted: {p} Label: {label}"
         colour = matplotlib.colors.to_hex(ax.title.get_color())
         assert (colour == matplotlib.colors.to_hex("tab:red")) == (p != label)
@@ -99,7 +106,8 @@ def test_digit_grid_only_errors_with_flat_input_and_probabilities(fitted_pipe):
     assert len(display.axes_) == 4
     assert display.errors_.all()
     for ax in display.axes_:
-        assert ax.get_title().startswith("Predicted: ") and "(0." in ax.get_title()
+        assert ax.get_title().startswith("Predicted: ")
+        assert "(0." in ax.get_title()
         assert ax.get_images()[0].get_array().shape == (28, 28)
 
 
@@ -116,12 +124,18 @@ def test_digit_grid_bad_input_is_a_clear_error(fitted_pipe):
 def test_search_results_display_draws_scores_bands_and_fit_times(small_mnist):
     X, y, _, _ = small_mnist
     sizes = [(16,), (32,), (16, 16)]
-    search = GridSearchCV(KerasMLPClassifier(**FAST), {"hidden_layer_sizes": sizes}, cv=2)
+    search = GridSearchCV(
+        KerasMLPClassifier(**FAST), {"hidden_layer_sizes": sizes}, cv=2
+    )
     search.fit(X[:600], y[:600])
     display = SearchResultsDisplay.from_search(search)
     assert len(display.axes_) == 2
-    np.testing.assert_allclose(display.lines_["score"].get_ydata(), search.cv_results_["mean_test_score"])
-    np.testing.assert_allclose(display.lines_["fit_time"].get_ydata(), search.cv_results_["mean_fit_time"])
+    np.testing.assert_allclose(
+        display.lines_["score"].get_ydata(), search.cv_results_["mean_test_score"]
+    )
+    np.testing.assert_allclose(
+        display.lines_["fit_time"].get_ydata(), search.cv_results_["mean_fit_time"]
+    )
     labels = [t.get_text() for t in display.axes_[0].get_xticklabels()]
     assert labels == [str(s) for s in sizes]
     assert display.axes_[0].get_xlabel() == "hidden_layer_sizes"
