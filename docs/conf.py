@@ -24,7 +24,26 @@ extensions = [
 templates_path = ["_templates"]
 exclude_patterns = ["_build", "auto_examples/*.ipynb", "auto_examples/*.py"]
 autosummary_generate = True
-autodoc_default_options = {"members": True, "inherited-members": False}
+# The metadata-routing setters scikit-learn generates, and the mixins'
+# methods, are documented by scikit-learn itself.
+autodoc_default_options = {
+    "members": True,
+    "inherited-members": False,
+    "exclude-members": ",".join(
+        [
+            "set_fit_request",
+            "set_partial_fit_request",
+            "set_score_request",
+            "set_predict_request",
+            "set_predict_proba_request",
+            "set_transform_request",
+            "set_inverse_transform_request",
+            "set_output",
+            "score",
+            "fit_transform",
+        ]
+    ),
+}
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
 

@@ -65,7 +65,9 @@ fig, ax = plt.subplots(figsize=(7, 4))
 ax.barh(results.index, results["test accuracy"], color="tab:blue")
 ax.set_xlim(max(0.0, results["test accuracy"].min() - 0.05), 1.0)
 ax.set_xlabel("Test accuracy")
-for i, (acc, sec) in enumerate(zip(results["test accuracy"], results["fit time (s)"])):
+for i, (acc, sec) in enumerate(
+    zip(results["test accuracy"], results["fit time (s)"], strict=True)
+):
     ax.text(acc, i, f" {acc:.4f} ({sec:.0f} s)", va="center")
 fig.tight_layout()
 plt.show()

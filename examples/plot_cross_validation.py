@@ -23,7 +23,9 @@ n_train, epochs = (6_000, 2) if quick else (60_000, 10)
 X, y = fetch_mnist(subset="train", return_X_y=True)
 X, y = X[:n_train], y[:n_train]
 
-pipe = make_pipeline(MNISTFlattener(), KerasMLPClassifier(epochs=epochs, random_state=0))
+pipe = make_pipeline(
+    MNISTFlattener(), KerasMLPClassifier(epochs=epochs, random_state=0)
+)
 cv = StratifiedKFold(n_splits=5, shuffle=True, random_state=0)
 scores = cross_val_score(pipe, X, y, cv=cv)
 print("Fold accuracies:", np.round(scores, 4))

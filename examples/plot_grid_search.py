@@ -38,7 +38,12 @@ search = GridSearchCV(pipe, grid, cv=3, n_jobs=1).fit(X, y)
 # The ranked candidates
 # ---------------------
 table = pd.DataFrame(search.cv_results_)[
-    ["param_mlp__hidden_layer_sizes", "mean_test_score", "std_test_score", "mean_fit_time"]
+    [
+        "param_mlp__hidden_layer_sizes",
+        "mean_test_score",
+        "std_test_score",
+        "mean_fit_time",
+    ]
 ].sort_values("mean_test_score", ascending=False)
 print(table.to_string(index=False))
 

@@ -19,7 +19,9 @@ quick = os.environ.get("SK_MNIST_EXAMPLES_QUICK") == "1"
 n_train, epochs = (6_000, 2) if quick else (60_000, 20)
 
 train, test = fetch_mnist(subset="train"), fetch_mnist(subset="test")
-pipe = make_pipeline(MNISTFlattener(), KerasMLPClassifier(epochs=epochs, random_state=0))
+pipe = make_pipeline(
+    MNISTFlattener(), KerasMLPClassifier(epochs=epochs, random_state=0)
+)
 pipe.fit(train.images[:n_train], train.target[:n_train])
 
 # %%

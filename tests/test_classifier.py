@@ -21,8 +21,8 @@ from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import Pipeline
 
 from sk_mnist import KerasMLPClassifier, MNISTFlattener
-from sk_mnist.exceptions import TrainingDivergedError
 from sk_mnist._network import build_network
+from sk_mnist.exceptions import TrainingDivergedError
 
 FAST = dict(hidden_layer_sizes=(64,), epochs=2, batch_size=64, random_state=0)
 

@@ -13,8 +13,9 @@ import copy
 import pickle
 import struct
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -60,8 +61,10 @@ def idx_folder(tmp, corrupt=None):
     folder = tmp / "idx"
     folder.mkdir()
     names = {
-        "x_train": "train-images-idx3-ubyte", "y_train": "train-labels-idx1-ubyte",
-        "x_test": "t10k-images-idx3-ubyte", "y_test": "t10k-labels-idx1-ubyte",
+        "x_train": "train-images-idx3-ubyte",
+        "y_train": "train-labels-idx1-ubyte",
+        "x_test": "t10k-images-idx3-ubyte",
+        "y_test": "t10k-labels-idx1-ubyte",
     }
     for key, value in arrays().items():
         header = struct.pack(">BBBB", 0, 0, 8, value.ndim) + struct.pack(
@@ -82,7 +85,9 @@ def fetch(path):
 
 
 def images(n=4, **kw):
-    return RNG.integers(0, 256, (n, 28, 28), dtype=np.uint8).astype(kw.get("dtype", np.uint8))
+    return RNG.integers(0, 256, (n, 28, 28), dtype=np.uint8).astype(
+        kw.get("dtype", np.uint8)
+    )
 
 
 def fit_flattener(X, **params):
@@ -148,82 +153,413 @@ def write(content):
 
 CASES = [
     # ---- fetch_mnist: parameters, local files
-    Case("fetch-bad-subset", lambda t: ("validation",), lambda s: fetch_mnist(subset=s), ValueError, "subset"),
-    Case("fetch-bad-source", lambda t: ("kaggle",), lambda s: fetch_mnist(source=s), ValueError, "source"),
-    Case("fetch-bad-type", lambda t: (3.5,), lambda p: fetch_mnist(path=p), ValueError, "path"),
-    Case("fetch-missing-file", lambda t: (t / "none.npz",), fetch, DataFileError, "no such file"),
+    Case(
+        "fetch-bad-subset",
+        lambda t: ("validation",),
+        lambda s: fetch_mnist(subset=s),
+        ValueError,
+        "subset",
+    ),
+    Case(
+        "fetch-bad-source",
+        lambda t: ("kaggle",),
+        lambda s: fetch_mnist(source=s),
+        ValueError,
+        "source",
+    ),
+    Case(
+        "fetch-bad-type",
+        lambda t: (3.5,),
+        lambda p: fetch_mnist(path=p),
+        ValueError,
+        "path",
+    ),
+    Case(
+        "fetch-missing-file",
+        lambda t: (t / "none.npz",),
+        fetch,
+        DataFileError,
+        "no such file",
+    ),
     Case("fetch-text-file", write(b"hello"), fetch, DataFileError, "file.skmnist"),
-    Case("fetch-truncated-npz", lambda t: _truncate(npz(t)[0]), fetch, DataFileError, "data.npz"),
-    Case("fetch-object-array", lambda t: npz(t, y_train=np.array([None] * 30, dtype=object)),
-         fetch, DataFileError, "object arrays"),
-    Case("fetch-missing-array", lambda t: npz(t, y_test=None), fetch, DataFileError, r"missing \['y_test'\]"),
-    Case("fetch-wrong-shape", lambda t: npz(t, x_train=np.zeros((30, 32, 32), np.uint8)),
-         fetch, DataFileError, r"28x28 images.*\(30, 32, 32\)"),
-    Case("fetch-label-range", lambda t: npz(t, y_test=np.arange(10) + 5), fetch, DataFileError, r"0\.\.9; got values from 5 to 14"),
-    Case("fetch-float-images", lambda t: npz(t, x_test=np.zeros((10, 28, 28), np.float64)),
-         fetch, DataFileError, "integers; got dtype float64"),
-    Case("fetch-huge-pixels", lambda t: npz(t, x_test=np.full((10, 28, 28), 70_000, np.int32)),
-         fetch, DataFileError, r"0\.\.255; got values from 70000"),
-    Case("fetch-length-mismatch", lambda t: npz(t, y_train=np.zeros(29, np.uint8)),
-         fetch, DataFileError, "30 images but y_train has 29 labels"),
-    Case("fetch-empty", lambda t: npz(t, x_test=np.zeros((0, 28, 28), np.uint8), y_test=np.zeros(0, np.uint8)),
-         fetch, DataFileError, "holds no images"),
-    Case("idx-lying-header", lambda t: idx_folder(t, "lying-header"), fetch, DataFileError, "header lies"),
-    Case("idx-bad-magic", lambda t: idx_folder(t, "magic"), fetch, DataFileError, "not an IDX file"),
-    Case("idx-missing-file", lambda t: idx_folder(t, "missing"), fetch, DataFileError, "no IDX file t10k-labels"),
+    Case(
+        "fetch-truncated-npz",
+        lambda t: _truncate(npz(t)[0]),
+        fetch,
+        DataFileError,
+        "data.npz",
+    ),
+    Case(
+        "fetch-object-array",
+        lambda t: npz(t, y_train=np.array([None] * 30, dtype=object)),
+        fetch,
+        DataFileError,
+        "object arrays",
+    ),
+    Case(
+        "fetch-missing-array",
+        lambda t: npz(t, y_test=None),
+        fetch,
+        DataFileError,
+        r"missing \['y_test'\]",
+    ),
+    Case(
+        "fetch-wrong-shape",
+        lambda t: npz(t, x_train=np.zeros((30, 32, 32), np.uint8)),
+        fetch,
+        DataFileError,
+        r"28x28 images.*\(30, 32, 32\)",
+    ),
+    Case(
+        "fetch-label-range",
+        lambda t: npz(t, y_test=np.arange(10) + 5),
+        fetch,
+        DataFileError,
+        r"0\.\.9; got values from 5 to 14",
+    ),
+    Case(
+        "fetch-float-images",
+        lambda t: npz(t, x_test=np.zeros((10, 28, 28), np.float64)),
+        fetch,
+        DataFileError,
+        "integers; got dtype float64",
+    ),
+    Case(
+        "fetch-huge-pixels",
+        lambda t: npz(t, x_test=np.full((10, 28, 28), 70_000, np.int32)),
+        fetch,
+        DataFileError,
+        r"0\.\.255; got values from 70000",
+    ),
+    Case(
+        "fetch-length-mismatch",
+        lambda t: npz(t, y_train=np.zeros(29, np.uint8)),
+        fetch,
+        DataFileError,
+        "30 images but y_train has 29 labels",
+    ),
+    Case(
+        "fetch-empty",
+        lambda t: npz(
+            t, x_test=np.zeros((0, 28, 28), np.uint8), y_test=np.zeros(0, np.uint8)
+        ),
+        fetch,
+        DataFileError,
+        "holds no images",
+    ),
+    Case(
+        "idx-lying-header",
+        lambda t: idx_folder(t, "lying-header"),
+        fetch,
+        DataFileError,
+        "header lies",
+    ),
+    Case(
+        "idx-bad-magic",
+        lambda t: idx_folder(t, "magic"),
+        fetch,
+        DataFileError,
+        "not an IDX file",
+    ),
+    Case(
+        "idx-missing-file",
+        lambda t: idx_folder(t, "missing"),
+        fetch,
+        DataFileError,
+        "no IDX file t10k-labels",
+    ),
     # ---- MNISTFlattener
-    Case("flat-nan", lambda t: (np.full((2, 28, 28), np.nan),), fit_flattener, ValueError, "NaN"),
-    Case("flat-inf", lambda t: (np.full((2, 784), np.inf),), fit_flattener, ValueError, "infinity"),
-    Case("flat-negative", lambda t: (-images().astype(np.int16),), fit_flattener, ValueError, "Negative values"),
-    Case("flat-above-255", lambda t: (images().astype(np.int32) + 256,), fit_flattener, ValueError, "above the scale"),
-    Case("flat-huge-float", lambda t: (np.full((2, 784), 1e300),), fit_flattener, ValueError, "above the scale.*1e\\+300"),
-    Case("flat-empty", lambda t: (np.zeros((0, 784)),), fit_flattener, ValueError, "0 sample"),
-    Case("flat-rgb", lambda t: (np.zeros((2, 28, 28, 3)),), fit_flattener, ValueError, "one channel"),
-    Case("flat-5d", lambda t: (np.zeros((1, 2, 28, 28, 1)),), fit_flattener, ValueError, "shape \\(1, 2, 28, 28, 1\\)"),
-    Case("flat-1d", lambda t: (np.zeros(784),), fit_flattener, ValueError, "Reshape your data"),
-    Case("flat-sparse", lambda t: (sp.csr_matrix(np.ones((2, 784))),), fit_flattener, TypeError, "[Ss]parse"),
-    Case("flat-strings", lambda t: (np.full((2, 784), "x"),), fit_flattener, ValueError, "numeric|convert"),
-    Case("flat-non-square", lambda t: (np.zeros((2, 10)),), fit_flattener, ValueError, "not a square number"),
-    Case("flat-other-size", lambda t: (np.zeros((1, 32, 32)),), flattener_then, ValueError, "fitted on 28x28 images, got 32x32"),
-    Case("flat-bad-scale", lambda t: (images(),), lambda X: fit_flattener(X, scale=-1.0), ValueError, "scale"),
-    Case("flat-bad-image-shape", lambda t: (np.zeros((2, 64)),), lambda X: fit_flattener(X, image_shape=(0, 8)),
-         ValueError, r"got \(0, 8\)"),
+    Case(
+        "flat-nan",
+        lambda t: (np.full((2, 28, 28), np.nan),),
+        fit_flattener,
+        ValueError,
+        "NaN",
+    ),
+    Case(
+        "flat-inf",
+        lambda t: (np.full((2, 784), np.inf),),
+        fit_flattener,
+        ValueError,
+        "infinity",
+    ),
+    Case(
+        "flat-negative",
+        lambda t: (-images().astype(np.int16),),
+        fit_flattener,
+        ValueError,
+        "Negative values",
+    ),
+    Case(
+        "flat-above-255",
+        lambda t: (images().astype(np.int32) + 256,),
+        fit_flattener,
+        ValueError,
+        "above the scale",
+    ),
+    Case(
+        "flat-huge-float",
+        lambda t: (np.full((2, 784), 1e300),),
+        fit_flattener,
+        ValueError,
+        "above the scale.*1e\\+300",
+    ),
+    Case(
+        "flat-empty",
+        lambda t: (np.zeros((0, 784)),),
+        fit_flattener,
+        ValueError,
+        "0 sample",
+    ),
+    Case(
+        "flat-rgb",
+        lambda t: (np.zeros((2, 28, 28, 3)),),
+        fit_flattener,
+        ValueError,
+        "one channel",
+    ),
+    Case(
+        "flat-5d",
+        lambda t: (np.zeros((1, 2, 28, 28, 1)),),
+        fit_flattener,
+        ValueError,
+        "shape \\(1, 2, 28, 28, 1\\)",
+    ),
+    Case(
+        "flat-1d",
+        lambda t: (np.zeros(784),),
+        fit_flattener,
+        ValueError,
+        "Reshape your data",
+    ),
+    Case(
+        "flat-sparse",
+        lambda t: (sp.csr_matrix(np.ones((2, 784))),),
+        fit_flattener,
+        TypeError,
+        "[Ss]parse",
+    ),
+    Case(
+        "flat-strings",
+        lambda t: (np.full((2, 784), "x"),),
+        fit_flattener,
+        ValueError,
+        "numeric|convert",
+    ),
+    Case(
+        "flat-non-square",
+        lambda t: (np.zeros((2, 10)),),
+        fit_flattener,
+        ValueError,
+        "not a square number",
+    ),
+    Case(
+        "flat-other-size",
+        lambda t: (np.zeros((1, 32, 32)),),
+        flattener_then,
+        ValueError,
+        "fitted on 28x28 images, got 32x32",
+    ),
+    Case(
+        "flat-bad-scale",
+        lambda t: (images(),),
+        lambda X: fit_flattener(X, scale=-1.0),
+        ValueError,
+        "scale",
+    ),
+    Case(
+        "flat-bad-image-shape",
+        lambda t: (np.zeros((2, 64)),),
+        lambda X: fit_flattener(X, image_shape=(0, 8)),
+        ValueError,
+        r"got \(0, 8\)",
+    ),
     # ---- KerasMLPClassifier
-    Case("clf-zero-layer", lambda t: digits(), lambda X, y: fit_clf(X, y, hidden_layer_sizes=(512, 0)),
-         ValueError, r"positive integers, got \(512, 0\)"),
-    Case("clf-dropout-1", lambda t: digits(), lambda X, y: fit_clf(X, y, dropout=1.0), ValueError, "dropout"),
-    Case("clf-activation", lambda t: digits(), lambda X, y: fit_clf(X, y, activation="rellu"), ValueError, "'rellu'"),
-    Case("clf-optimizer", lambda t: digits(), lambda X, y: fit_clf(X, y, optimizer="adamw2"), ValueError, "'adamw2'"),
-    Case("clf-epochs-0", lambda t: digits(), lambda X, y: fit_clf(X, y, epochs=0), ValueError, "Got 0"),
-    Case("clf-batch-0", lambda t: digits(), lambda X, y: fit_clf(X, y, batch_size=0), ValueError, "Got 0"),
-    Case("clf-nan", lambda t: (np.full((60, 784), np.nan, np.float32), np.arange(60) % 3), fit_clf, ValueError, "NaN"),
-    Case("clf-one-class", lambda t: (digits()[0], np.zeros(60, int)), fit_clf, ValueError, "only one class: 0"),
-    Case("clf-length-mismatch", lambda t: (digits()[0], np.arange(59) % 3), fit_clf, ValueError, "inconsistent numbers of samples"),
-    Case("clf-continuous", lambda t: (digits()[0], RNG.random(60)), fit_clf, ValueError, "Unknown label type"),
-    Case("clf-multi-output", lambda t: (digits()[0], np.zeros((60, 2), int)), fit_clf, ValueError, "1d array"),
-    Case("clf-strings-X", lambda t: (np.full((60, 784), "a"), np.arange(60) % 3), fit_clf, ValueError, "convert|numeric"),
-    Case("clf-huge-X", lambda t: (np.full((60, 784), 1e30, np.float32), np.arange(60) % 3),
-         lambda X, y: fit_clf(X, y, optimizer="sgd", dropout=0.0), TrainingDivergedError, "NaN or infinite in epoch 1"),
-    Case("clf-sample-weight-length", lambda t: digits(),
-         lambda X, y: KerasMLPClassifier(**FAST).fit(X, y, sample_weight=np.ones(3)), ValueError, "sample_weight"),
-    Case("clf-class-weight-key", lambda t: digits(), lambda X, y: fit_clf(X, y, class_weight={7: 1.0}),
-         ValueError, r"class_weight has keys \[7\]"),
-    Case("clf-partial-no-classes", lambda t: digits(), lambda X, y: KerasMLPClassifier(**FAST).partial_fit(X, y),
-         ValueError, "classes must be passed"),
-    Case("clf-wrong-features", lambda t: (np.zeros((2, 100), np.float32),), clf_then_predict, ValueError, "784 features"),
-    Case("clf-unfitted-predict", lambda t: (np.zeros((2, 784)),), lambda X: KerasMLPClassifier().predict(X),
-         NotFittedError, "not fitted"),
+    Case(
+        "clf-zero-layer",
+        lambda t: digits(),
+        lambda X, y: fit_clf(X, y, hidden_layer_sizes=(512, 0)),
+        ValueError,
+        r"positive integers, got \(512, 0\)",
+    ),
+    Case(
+        "clf-dropout-1",
+        lambda t: digits(),
+        lambda X, y: fit_clf(X, y, dropout=1.0),
+        ValueError,
+        "dropout",
+    ),
+    Case(
+        "clf-activation",
+        lambda t: digits(),
+        lambda X, y: fit_clf(X, y, activation="rellu"),
+        ValueError,
+        "'rellu'",
+    ),
+    Case(
+        "clf-optimizer",
+        lambda t: digits(),
+        lambda X, y: fit_clf(X, y, optimizer="adamw2"),
+        ValueError,
+        "'adamw2'",
+    ),
+    Case(
+        "clf-epochs-0",
+        lambda t: digits(),
+        lambda X, y: fit_clf(X, y, epochs=0),
+        ValueError,
+        "Got 0",
+    ),
+    Case(
+        "clf-batch-0",
+        lambda t: digits(),
+        lambda X, y: fit_clf(X, y, batch_size=0),
+        ValueError,
+        "Got 0",
+    ),
+    Case(
+        "clf-nan",
+        lambda t: (np.full((60, 784), np.nan, np.float32), np.arange(60) % 3),
+        fit_clf,
+        ValueError,
+        "NaN",
+    ),
+    Case(
+        "clf-one-class",
+        lambda t: (digits()[0], np.zeros(60, int)),
+        fit_clf,
+        ValueError,
+        "only one class: 0",
+    ),
+    Case(
+        "clf-length-mismatch",
+        lambda t: (digits()[0], np.arange(59) % 3),
+        fit_clf,
+        ValueError,
+        "inconsistent numbers of samples",
+    ),
+    Case(
+        "clf-continuous",
+        lambda t: (digits()[0], RNG.random(60)),
+        fit_clf,
+        ValueError,
+        "Unknown label type",
+    ),
+    Case(
+        "clf-multi-output",
+        lambda t: (digits()[0], np.zeros((60, 2), int)),
+        fit_clf,
+        ValueError,
+        "1d array",
+    ),
+    Case(
+        "clf-strings-X",
+        lambda t: (np.full((60, 784), "a"), np.arange(60) % 3),
+        fit_clf,
+        ValueError,
+        "convert|numeric",
+    ),
+    Case(
+        "clf-huge-X",
+        lambda t: (np.full((60, 784), 1e30, np.float32), np.arange(60) % 3),
+        lambda X, y: fit_clf(X, y, optimizer="sgd", dropout=0.0),
+        TrainingDivergedError,
+        "NaN or infinite in epoch 1",
+    ),
+    Case(
+        "clf-sample-weight-length",
+        lambda t: digits(),
+        lambda X, y: KerasMLPClassifier(**FAST).fit(X, y, sample_weight=np.ones(3)),
+        ValueError,
+        "sample_weight",
+    ),
+    Case(
+        "clf-class-weight-key",
+        lambda t: digits(),
+        lambda X, y: fit_clf(X, y, class_weight={7: 1.0}),
+        ValueError,
+        r"class_weight has keys \[7\]",
+    ),
+    Case(
+        "clf-partial-no-classes",
+        lambda t: digits(),
+        lambda X, y: KerasMLPClassifier(**FAST).partial_fit(X, y),
+        ValueError,
+        "classes must be passed",
+    ),
+    Case(
+        "clf-wrong-features",
+        lambda t: (np.zeros((2, 100), np.float32),),
+        clf_then_predict,
+        ValueError,
+        "784 features",
+    ),
+    Case(
+        "clf-unfitted-predict",
+        lambda t: (np.zeros((2, 784)),),
+        lambda X: KerasMLPClassifier().predict(X),
+        NotFittedError,
+        "not fitted",
+    ),
     # ---- save / load
-    Case("load-pickle", write(pickle.dumps({"x": 1})), load, UnsafeModelError, "pickle or joblib file is refused"),
-    Case("load-truncated", lambda t: _truncate(saved_model(t)[0]), load, UnsafeModelError, "model.skmnist"),
-    Case("load-zip-without-manifest", lambda t: _zip(t, {"other.txt": b"x"}), load, UnsafeModelError, "no estimator.json"),
-    Case("load-foreign-class", lambda t: saved_model(t, edit_manifest(b'"KerasMLPClassifier"', b'"subprocess.Popen"')),
-         load, UnsafeModelError, "refusing to build 'subprocess.Popen'"),
-    Case("load-bad-dtype", lambda t: saved_model(t, edit_manifest(b'"dtype": "<i8"', b'"dtype": "|V8"')),
-         load, UnsafeModelError, "not allowed|damaged"),
-    Case("load-missing", lambda t: (t / "absent.skmnist",), load, FileNotFoundError, "no such model file"),
-    Case("save-foreign", lambda t: (LogisticRegression(), t / "x.skmnist"), save, TypeError, "LogisticRegression"),
-    Case("save-unfitted", lambda t: (KerasMLPClassifier(), t / "x.skmnist"), save, NotFittedError, "not fitted"),
+    Case(
+        "load-pickle",
+        write(pickle.dumps({"x": 1})),
+        load,
+        UnsafeModelError,
+        "pickle or joblib file is refused",
+    ),
+    Case(
+        "load-truncated",
+        lambda t: _truncate(saved_model(t)[0]),
+        load,
+        UnsafeModelError,
+        "model.skmnist",
+    ),
+    Case(
+        "load-zip-without-manifest",
+        lambda t: _zip(t, {"other.txt": b"x"}),
+        load,
+        UnsafeModelError,
+        "no estimator.json",
+    ),
+    Case(
+        "load-foreign-class",
+        lambda t: saved_model(
+            t, edit_manifest(b'"KerasMLPClassifier"', b'"subprocess.Popen"')
+        ),
+        load,
+        UnsafeModelError,
+        "refusing to build 'subprocess.Popen'",
+    ),
+    Case(
+        "load-bad-dtype",
+        lambda t: saved_model(t, edit_manifest(b'"dtype": "<i8"', b'"dtype": "|V8"')),
+        load,
+        UnsafeModelError,
+        "not allowed|damaged",
+    ),
+    Case(
+        "load-missing",
+        lambda t: (t / "absent.skmnist",),
+        load,
+        FileNotFoundError,
+        "no such model file",
+    ),
+    Case(
+        "save-foreign",
+        lambda t: (LogisticRegression(), t / "x.skmnist"),
+        save,
+        TypeError,
+        "LogisticRegression",
+    ),
+    Case(
+        "save-unfitted",
+        lambda t: (KerasMLPClassifier(), t / "x.skmnist"),
+        save,
+        NotFittedError,
+        "not fitted",
+    ),
 ]
 
 
@@ -243,7 +579,9 @@ def _zip(tmp, members):
 
 def _same(a, b):
     if isinstance(a, np.ndarray):
-        return a.dtype == b.dtype and np.array_equal(a, b, equal_nan=a.dtype.kind == "f")
+        return a.dtype == b.dtype and np.array_equal(
+            a, b, equal_nan=a.dtype.kind == "f"
+        )
     if sp.issparse(a):
         return (a != b).nnz == 0
     if isinstance(a, pd.DataFrame | pd.Series):
@@ -258,7 +596,9 @@ def test_there_are_at_least_forty_distinct_bad_inputs():
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
-def test_bad_input_gets_a_specific_clear_error_and_changes_nothing(case, tmp_path, monkeypatch):
+def test_bad_input_gets_a_specific_clear_error_and_changes_nothing(
+    case, tmp_path, monkeypatch
+):
     monkeypatch.delenv("SK_MNIST_DATA", raising=False)
     args = case.make(tmp_path)
     before_args = copy.deepcopy(args)

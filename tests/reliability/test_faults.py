@@ -72,7 +72,9 @@ _GROWTH = textwrap.dedent("""
 def _growth(kind, fits=15):
     out = subprocess.run(
         [sys.executable, "-c", _GROWTH, kind, str(fits)],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
         env={**__import__("os").environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
     ).stdout
     sizes = json.loads(out)

@@ -12,10 +12,21 @@ import sk_mnist
 PACKAGE = Path(sk_mnist.__file__).resolve().parent
 ROOT = PACKAGE.parent
 SOURCES = sorted(
-    [*PACKAGE.rglob("*.py"), *(ROOT / "benchmarks").rglob("*.py"), *(ROOT / "examples").rglob("*.py")]
+    [
+        *PACKAGE.rglob("*.py"),
+        *(ROOT / "benchmarks").rglob("*.py"),
+        *(ROOT / "examples").rglob("*.py"),
+    ]
 )
 FORBIDDEN_KEYWORDS = {("allow_pickle", True), ("safe_mode", False), ("shell", True)}
-FORBIDDEN_CALLS = {"eval", "exec", "pickle.load", "pickle.loads", "joblib.load", "os.system"}
+FORBIDDEN_CALLS = {
+    "eval",
+    "exec",
+    "pickle.load",
+    "pickle.loads",
+    "joblib.load",
+    "os.system",
+}
 
 
 def _name(node):
@@ -63,7 +74,9 @@ def test_every_numpy_load_refuses_pickles():
     for path in SOURCES:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Call) and _name(node.func).endswith("np.load"):
-                keywords = {k.arg: getattr(k.value, "value", None) for k in node.keywords}
+                keywords = {
+                    k.arg: getattr(k.value, "value", None) for k in node.keywords
+                }
                 calls.append((path.name, keywords.get("allow_pickle")))
     assert calls, "expected the npz reader to call np.load"
     assert all(allow is False for _, allow in calls), calls

@@ -1,0 +1,105 @@
+"""A Dask LocalCluster set up for fitting Keras networks in its workers."""
+
+from __future__ import annotations
+
+import os
+
+#: Environment each worker process starts with. TensorFlow reads its thread
+#: counts once, at import, so they must be in the environment before the
+#: worker imports it; the C++ start-up notes would flood the worker logs.
+_TF_THREAD_VARIABLES = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
+
+
+def worker_environment(tf_threads: int | None = 1, backend: str | None = None) -> dict:
+    """Environment variables for a process that will fit Keras networks.
+
+    Parameters
+    ----------
+    tf_threads : int or None, default=1
+        Threads TensorFlow may use for one operation and across operations.
+        With one Dask thread per worker, set it to the cores per worker so
+        that workers do not fight over cores. ``None`` leaves TensorFlow's
+        default (all cores).
+    backend : str, default=None
+        The Keras backend for the workers; ``None`` keeps the caller's
+        ``KERAS_BACKEND`` (TensorFlow when unset).
+
+    Returns
+    -------
+    dict of str to str
+        To pass as ``env`` to a ``distributed.Nanny`` (``LocalCluster`` passes
+        it on), or to set in a batch job before the worker starts.
+    """
+    env = {"TF_CPP_MIN_LOG_LEVEL": "2"}
+    if tf_threads is not None:
+        if int(tf_threads) < 1:
+            raise ValueError(
+                f"tf_threads must be a positive integer, got {tf_threads!r}."
+            )
+        env.update({name: str(int(tf_threads)) for name in _TF_THREAD_VARIABLES})
+    backend = backend or os.environ.get("KERAS_BACKEND")
+    if backend:
+        env["KERAS_BACKEND"] = backend
+    return env
+
+
+def local_cluster(
+    n_workers: int = 2,
+    *,
+    tf_threads: int | None = 1,
+    memory_limit: str = "3GiB",
+    backend: str | None = None,
+    **kwargs,
+):
+    """Start a ``distributed.LocalCluster`` whose workers can fit Keras networks.
+
+    One process per worker with one Dask thread each (Keras releases the GIL
+    while it trains, but TensorFlow already uses every core it is given),
+    TensorFlow's threads set through the environment before import, and a
+    memory limit with room for TensorFlow (about 1 GB per worker once a
+    network is fitted; a 1 GiB limit makes the nanny pause and restart workers).
+
+    Parameters
+    ----------
+    n_workers : int, default=2
+        Worker processes.
+    tf_threads : int or None, default=1
+        TensorFlow threads per worker, see :func:`worker_environment`.
+    memory_limit : str, default="3GiB"
+        Memory limit of each worker.
+    backend : str, default=None
+        The Keras backend of the workers.
+    **kwargs
+        Passed on to ``distributed.LocalCluster``.
+
+    Returns
+    -------
+    distributed.LocalCluster
+        Started; connect with ``distributed.Client(cluster)``.
+
+    Examples
+    --------
+    >>> import joblib
+    >>> from distributed import Client
+    >>> from sk_mnist.utils import local_cluster
+    >>> with local_cluster(2) as cluster, Client(cluster):  # doctest: +SKIP
+    ...     with joblib.parallel_backend("dask", scatter=[X, y]):
+    ...         search.fit(X, y)
+    """
+    try:
+        from distributed import LocalCluster
+    except ImportError as exc:  # pragma: no cover - depends on the extra
+        raise ImportError(
+            "local_cluster needs Dask's distributed scheduler: "
+            'pip install "sk-mnist[dask]".'
+        ) from exc
+    kwargs.setdefault("dashboard_address", None)
+    kwargs.setdefault("silence_logs", "error")
+    return LocalCluster(
+        n_workers=n_workers,
+        threads_per_worker=1,
+        processes=True,
+        memory_limit=memory_limit,
+        env=worker_environment(tf_threads, backend),
+        **kwargs,
+    )
