@@ -476,17 +476,27 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         # one `fit` call on a copy permuted by our own seeded generator, with
         # `shuffle=False`; this costs no measurable time against a single
         # `fit` (benchmarks/), unlike a PyDataset (about 80% slower here).
-        buffers = (np.empty_like(X), np.empty_like(Y))
+        # The data become backend tensors once, and each epoch's permuted copy
+        # is made by the backend and dropped before the next one, which keeps
+        # the peak memory near a plain `fit` (benchmarks/: numpy copies that
+        # Keras converts again cost about 250 MB more for MNIST).
+        ops = keras.ops
+        if self.shuffle:
+            X, Y = ops.convert_to_tensor(X), ops.convert_to_tensor(Y)
+            if weights is not None:
+                weights = ops.convert_to_tensor(weights)
         interrupted = None
         epoch = initial_epoch
         callbacks.begin()
         try:
             for epoch in range(initial_epoch, initial_epoch + epochs):
                 if self.shuffle:
-                    order = shuffle_rng.permutation(len(X))
-                    Xe = np.take(X, order, axis=0, out=buffers[0])
-                    Ye = np.take(Y, order, axis=0, out=buffers[1])
-                    We = None if weights is None else weights[order]
+                    order = ops.convert_to_tensor(
+                        shuffle_rng.permutation(len(Y)).astype(np.int32)
+                    )
+                    Xe = ops.take(X, order, axis=0)
+                    Ye = ops.take(Y, order, axis=0)
+                    We = None if weights is None else ops.take(weights, order, axis=0)
                 else:
                     Xe, Ye, We = X, Y, weights
                 model.fit(
@@ -501,6 +511,7 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
                     callbacks=callbacks,
                     verbose=0,
                 )
+                del Xe, Ye, We  # free this epoch's copy before the next
                 losses = history.history.get("loss", [])
                 if len(losses) < epoch + 1 - initial_epoch or not np.isfinite(
                     losses[-1]

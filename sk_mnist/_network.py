@@ -8,10 +8,17 @@ inside the functions, never at module import.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+
+# Keras's JAX trainer donates the model's state buffers to its compiled predict
+# function, so two threads predicting with one model at once would read
+# buffers the other has given away. On JAX, calls are serialised; TensorFlow's
+# compiled functions are safe to call from several threads.
+_JAX_PREDICT_LOCK = threading.Lock()
 
 
 def n_seeds(n_hidden: int) -> int:
@@ -195,6 +202,15 @@ def predict_in_batches(model, X: np.ndarray, batch_size: int = 8192) -> np.ndarr
     ndarray of shape (n_samples, n_outputs)
         The model's outputs as a float32 numpy array.
     """
+    import keras
+
+    if keras.backend.backend() == "jax":
+        with _JAX_PREDICT_LOCK:
+            return _predict_chunks(model, X, batch_size)
+    return _predict_chunks(model, X, batch_size)
+
+
+def _predict_chunks(model, X, batch_size):
     if len(X) <= batch_size:
         return np.asarray(model.predict_on_batch(X))
     return np.concatenate(

@@ -216,3 +216,22 @@ def test_help_is_available_everywhere():
         result = run(*command, "--help")
         assert "usage: sk-mnist" in result.stdout
     assert "--hidden" in run("train", "--help").stdout
+
+
+def test_train_defaults_are_the_pipeline_the_accuracy_test_fits():
+    # tests/test_classifier.py fits this very pipeline on all of MNIST and
+    # asserts >= 0.982 test accuracy; `sk-mnist train` with no options builds it.
+    from sklearn.pipeline import Pipeline
+
+    from sk_mnist import KerasMLPClassifier, MNISTFlattener
+    from sk_mnist.cli import _pipeline, build_parser
+
+    args = build_parser().parse_args(["train"])
+    cli = _pipeline(args, verbose=0)
+    reference = Pipeline(
+        [("flatten", MNISTFlattener()), ("mlp", KerasMLPClassifier(random_state=0))]
+    )
+    assert cli.get_params(deep=True).keys() == reference.get_params(deep=True).keys()
+    for key, value in reference.get_params(deep=True).items():
+        if key not in ("steps", "flatten", "mlp"):
+            assert cli.get_params(deep=True)[key] == value, key
