@@ -1,5 +1,6 @@
 """Sphinx configuration of the sk-mnist documentation."""
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -69,3 +70,7 @@ sphinx_gallery_conf = {
     "within_subsection_order": "FileNameSortKey",
 }
 os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# TensorFlow's Python logger notes that each new model traces its functions
+# again; the examples build several models on purpose.
+logging.getLogger("tensorflow").setLevel(logging.ERROR)

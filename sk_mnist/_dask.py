@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 #: Environment each worker process starts with. TensorFlow reads its thread
@@ -29,6 +30,17 @@ def worker_environment(tf_threads: int | None = 1, backend: str | None = None) -
     dict of str to str
         To pass as ``env`` to a ``distributed.Nanny`` (``LocalCluster`` passes
         it on), or to set in a batch job before the worker starts.
+
+    See Also
+    --------
+    local_cluster : A LocalCluster started with this environment.
+
+    Examples
+    --------
+    >>> from sk_mnist.utils import worker_environment
+    >>> env = worker_environment(tf_threads=4, backend="jax")
+    >>> env["TF_NUM_INTRAOP_THREADS"], env["KERAS_BACKEND"]
+    ('4', 'jax')
     """
     env = {"TF_CPP_MIN_LOG_LEVEL": "2"}
     if tf_threads is not None:
@@ -77,6 +89,10 @@ def local_cluster(
     distributed.LocalCluster
         Started; connect with ``distributed.Client(cluster)``.
 
+    See Also
+    --------
+    worker_environment : The environment the workers start with.
+
     Examples
     --------
     >>> import joblib
@@ -94,7 +110,7 @@ def local_cluster(
             'pip install "sk-mnist[dask]".'
         ) from exc
     kwargs.setdefault("dashboard_address", None)
-    kwargs.setdefault("silence_logs", "error")
+    kwargs.setdefault("silence_logs", logging.ERROR)
     return LocalCluster(
         n_workers=n_workers,
         threads_per_worker=1,

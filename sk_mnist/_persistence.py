@@ -142,6 +142,17 @@ def load(path):
     See Also
     --------
     save : Write the file.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from sk_mnist import MNISTFlattener, load, save
+    >>> path = os.path.join(tempfile.mkdtemp(), "flattener.skmnist")
+    >>> _ = save(MNISTFlattener(scale=16.0).fit(np.zeros((1, 8, 8))), path)
+    >>> loaded = load(path)
+    >>> loaded.scale_, loaded.image_shape_
+    (16.0, (8, 8))
     """
     path = Path(path)
     if not path.is_file():
