@@ -41,8 +41,9 @@ grid = {"mlp__hidden_layer_sizes": [(128,), (256,)], "mlp__dropout": [0.0, 0.2]}
 # ``local_cluster`` starts one process per worker with one thread each, gives
 # each worker room for TensorFlow (3 GiB), and leaves TensorFlow's thread
 # count as it is here, so that the scores equal the serial search's
-# (``tf_threads=`` sets it in the workers' environment before they import it). To use an existing
-# cluster, replace it with ``Client("tcp://scheduler-address:8786")``.
+# (``tf_threads=`` sets it in the workers' environment before they import it).
+# To use an existing cluster, replace it with
+# ``Client("tcp://scheduler-address:8786")``.
 # ``scatter=[X, y]`` sends the data to the workers once, not with every fit.
 with (
     local_cluster(n_workers=2) as cluster,
