@@ -1,7 +1,8 @@
 """sk-mnist's network builder as scikeras's ``model=``, for people migrating.
 
-Runs where the ``bench`` extra (scikeras) is installed; .ci/run installs it and
-runs this module.
+It needs the ``bench`` extra (scikeras), so it lives beside the benchmarks,
+outside the main test suite; .ci/run installs the extra and runs it:
+``python -m pytest benchmarks/test_scikeras_interop.py``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from functools import partial
 import numpy as np
 import pytest
 
+from sk_mnist import fetch_mnist
 from sk_mnist._network import build_network
 
 scikeras_wrappers = pytest.importorskip(
@@ -18,8 +20,11 @@ scikeras_wrappers = pytest.importorskip(
 )
 
 
-def test_build_network_works_as_the_scikeras_model(small_mnist):
-    X, y, Xt, yt = small_mnist
+def test_build_network_works_as_the_scikeras_model():
+    (X, y), (Xt, yt) = (
+        fetch_mnist(subset=subset, return_X_y=True) for subset in ("train", "test")
+    )
+    X, y, Xt, yt = X[:3000] / 255.0, y[:3000], Xt[:1000] / 255.0, yt[:1000]
     clf = scikeras_wrappers.KerasClassifier(
         model=partial(
             build_network,
