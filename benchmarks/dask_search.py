@@ -32,7 +32,7 @@ def main():
     from sklearn.pipeline import Pipeline
 
     from sk_mnist import KerasMLPClassifier, MNISTFlattener, fetch_mnist
-    from sk_mnist.utils import local_cluster
+    from sk_mnist.dask import local_cluster
 
     n_train, epochs = (2_000, 1) if args.quick else (20_000, 3)
     X, y = fetch_mnist(subset="train", return_X_y=True)

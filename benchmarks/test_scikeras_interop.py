@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from sk_mnist import fetch_mnist
-from sk_mnist._network import build_network
+from sk_mnist._keras.network import build_network
 
 scikeras_wrappers = pytest.importorskip(
     "scikeras.wrappers", reason="scikeras comes with the bench extra"

@@ -20,7 +20,7 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 
 from sk_mnist import KerasMLPClassifier, MNISTFlattener, fetch_mnist
-from sk_mnist.utils import local_cluster
+from sk_mnist.dask import local_cluster
 
 quick = os.environ.get("SK_MNIST_EXAMPLES_QUICK") == "1"
 n_train, epochs = (2_000, 1) if quick else (20_000, 3)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import math
 import warnings
+from contextlib import contextmanager
 from numbers import Integral, Real
 
 import numpy as np
@@ -13,20 +14,21 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state, compute_class_weight
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
-from sklearn.utils.multiclass import check_classification_targets, unique_labels
+from sklearn.utils.multiclass import (
+    _check_partial_fit_first_call,
+    check_classification_targets,
+    unique_labels,
+)
 from sklearn.utils.validation import (
     _check_sample_weight,
     check_is_fitted,
     validate_data,
 )
 
-from . import _network
-from .exceptions import TrainingDivergedError
-from .utils._keras_io import (
-    model_from_bytes,
-    model_to_bytes,
-    seed_states,
-    set_seed_states,
+from .exceptions import (
+    FitInterruptedWarning,
+    TrainingDivergedError,
+    UnsafeModelError,
 )
 
 _SEED_MAX = 2**31 - 1
@@ -210,7 +212,6 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
 
-    # ------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
         """Train the network for ``epochs`` epochs.
@@ -230,7 +231,8 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
             The fitted estimator.
         """
         incremental = self.warm_start and hasattr(self, "model_")
-        return self._fit(X, y, sample_weight, incremental=incremental)
+        classes = self.classes_ if incremental else None
+        return self._fit(X, y, sample_weight, classes=classes, incremental=incremental)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, classes=None, sample_weight=None):
@@ -243,8 +245,8 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         y : array-like of shape (n_samples,)
             Class labels, all of them in ``classes``.
         classes : array-like of shape (n_classes,), default=None
-            Every class that will ever appear. Required in the first call,
-            ignored afterwards.
+            Every class that will ever appear. Required in the first call;
+            later calls may repeat it or leave it out.
         sample_weight : array-like of shape (n_samples,), default=None
             Weight of each sample in the loss.
 
@@ -253,116 +255,140 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         self : KerasMLPClassifier
             The estimator, trained one more epoch.
         """
-        first = not hasattr(self, "model_")
-        if first and classes is None:
-            raise ValueError(
-                "classes must be passed to the first call of partial_fit, "
-                "e.g. classes=numpy.arange(10); got None."
+        # scikit-learn's first-call check sets classes_ from `classes`; a
+        # first call that fails must not leave it behind.
+        with _restored_on_error(self, ("classes_",)):
+            first = _check_partial_fit_first_call(self, classes)
+            return self._fit(
+                X,
+                y,
+                sample_weight,
+                classes=self.classes_,
+                incremental=not first,
+                epochs=1,
             )
-        return self._fit(
-            X, y, sample_weight, incremental=not first, classes=classes, epochs=1
-        )
 
-    def _fit(self, X, y, sample_weight, **kwargs):
-        # validate_data sets n_features_in_ and feature_names_in_ before the
-        # network is trained; a fit that fails must not leave them behind to
-        # make the estimator look fitted.
-        before = {
-            name: vars(self)[name]
-            for name in ("n_features_in_", "feature_names_in_")
-            if name in vars(self)
-        }
-        try:
-            return self._fit_unsafe(X, y, sample_weight, **kwargs)
-        except BaseException:
-            for name in ("n_features_in_", "feature_names_in_"):
-                vars(self).pop(name, None)
-            vars(self).update(before)
-            raise
+    def _fit(self, X, y, sample_weight, *, classes, incremental, epochs=None):
+        """Validate the data, build (or reuse) the network and train it.
 
-    def _fit_unsafe(
-        self, X, y, sample_weight, *, incremental, classes=None, epochs=None
-    ):
-        hidden, rates = self._check_architecture()
-        _network.check_activation(self.activation)
-        X, y = validate_data(
-            self, X, y, reset=not incremental, dtype=np.float32, order="C"
-        )
-        check_classification_targets(y)
-        if incremental:
-            classes = self.classes_
-            unseen = np.setdiff1d(unique_labels(y), classes)
-            if unseen.size:
-                raise ValueError(
-                    f"y has labels {unseen.tolist()} that are not in classes_ "
-                    f"{classes.tolist()} from the first fit."
-                )
-        else:
-            classes = unique_labels(y) if classes is None else unique_labels(classes)
-            if len(classes) < 2:
-                raise ValueError(
-                    f"KerasMLPClassifier needs samples of at least 2 classes in the "
-                    "data, but the data contains only one class: "
-                    f"{classes.tolist()[0]!r}."
-                )
-        encoded = np.searchsorted(classes, y)
-        weights = self._sample_weights(X, y, encoded, classes, sample_weight)
+        ``classes`` is None to take the classes from ``y``; ``incremental``
+        trains the fitted network further instead of building a new one. The
+        fitted attributes are set at the end, so a fit that fails leaves the
+        estimator as it was.
+        """
+        from ._keras import network
 
-        rng = getattr(self, "_rng", None) if incremental else None
-        if rng is None:
-            rng = check_random_state(self.random_state)
-        split_seed, shuffle_seed = rng.randint(_SEED_MAX, size=2)
-        if incremental:
-            model = self.model_
-            history = {key: list(values) for key, values in self.history_.items()}
-        else:
-            model = _network.build_network(
-                X.shape[1],
-                len(classes),
-                hidden_layer_sizes=hidden,
-                activation=self.activation,
-                dropout=rates,
-                optimizer=self.optimizer,
-                learning_rate=self.learning_rate,
-                seeds=rng.randint(_SEED_MAX, size=_network.n_seeds(len(hidden))),
+        with _restored_on_error(self, ("n_features_in_", "feature_names_in_")):
+            hidden, _ = self._check_params()
+            if incremental:
+                self._check_same_network()
+            X, y = validate_data(
+                self, X, y, reset=not incremental, dtype=np.float32, order="C"
             )
-            history = {}
-
-        train, validation = self._split(X, encoded, weights, split_seed)
-        new_history, interrupted = self._train(
-            model,
-            train,
-            validation,
-            n_classes=len(classes),
-            epochs=self.epochs if epochs is None else epochs,
-            initial_epoch=len(history.get("loss", [])),
-            shuffle_rng=np.random.default_rng(shuffle_seed),
-        )
-        for key, values in new_history.items():
+            check_classification_targets(y)
+            classes = _check_labels(y, classes, incremental)
+            encoded = np.searchsorted(classes, y)
+            weights = self._sample_weights(X, y, encoded, classes, sample_weight)
+            rng = self._rng if incremental else check_random_state(self.random_state)
+            split_seed, shuffle_seed = rng.randint(_SEED_MAX, size=2)
+            if incremental:
+                model, history = self.model_, copy.deepcopy(self.history_)
+            else:
+                seeds = rng.randint(_SEED_MAX, size=network.n_seeds(len(hidden)))
+                model, history = (
+                    self._build_network(X.shape[1], len(classes), seeds),
+                    {},
+                )
+            result = self._train(
+                model,
+                *self._split(X, encoded, weights, split_seed),
+                n_classes=len(classes),
+                epochs=self.epochs if epochs is None else epochs,
+                initial_epoch=len(history.get("loss", [])),
+                shuffle_seed=shuffle_seed,
+            )
+        for key, values in result.history.items():
             history.setdefault(key, []).extend(values)
+        self._set_fitted(rng, classes, model, history)
+        if result.interrupted_epoch is not None:
+            warnings.warn(
+                f"Training was interrupted by the user in epoch "
+                f"{result.interrupted_epoch + 1}; the estimator keeps the weights it "
+                f"had reached and is usable.",
+                FitInterruptedWarning,
+                stacklevel=4,
+            )
+        return self
 
-        # Set the fitted attributes only now, so that a failed fit leaves the
-        # estimator as it was.
+    def _set_fitted(self, rng, classes, model, history):
+        """Set every fitted attribute at once, after a fit that succeeded."""
         self._rng = rng
         self.classes_ = classes
         self.model_ = model
         self.history_ = history
         self.loss_curve_ = list(history.get("loss", []))
         self.n_iter_ = len(self.loss_curve_)
-        if "val_accuracy" in history:
-            self.validation_scores_ = list(history["val_accuracy"])
-            self.best_validation_score_ = max(self.validation_scores_)
-        else:
-            self.validation_scores_ = None
-            self.best_validation_score_ = None
-        if interrupted is not None:
-            warnings.warn(
-                f"Training was interrupted by the user in epoch {interrupted + 1}; "
-                f"the estimator keeps the weights it had reached and is usable.",
-                UserWarning,
-                stacklevel=3,
-            )
-        return self
+        scores = history.get("val_accuracy")
+        self.validation_scores_ = None if scores is None else list(scores)
+        self.best_validation_score_ = None if scores is None else max(scores)
+
+    def _build_network(self, n_features, n_classes, seeds=None):
+        """The compiled network these parameters describe."""
+        from ._keras import network
+
+        hidden, rates = self._check_architecture()
+        _check_network_size(n_features, hidden, n_classes)
+        return network.build_network(
+            n_features,
+            n_classes,
+            hidden_layer_sizes=hidden,
+            activation=self.activation,
+            dropout=rates,
+            optimizer=self.optimizer,
+            learning_rate=self.learning_rate,
+            seeds=seeds,
+        )
+
+    def _check_params(self):
+        """Check what ``_parameter_constraints`` cannot: layers, names, optimizer.
+
+        Needs no data, so the command line calls it (after
+        ``_validate_params``) before it loads any.
+        """
+        from ._keras import network
+
+        hidden, rates = self._check_architecture()
+        network.check_activation(self.activation)
+        network.make_optimizer(self.optimizer, self.learning_rate)
+        return hidden, rates
+
+    def _check_same_network(self):
+        """Refuse to continue a network that the parameters no longer describe.
+
+        ``warm_start`` and :meth:`partial_fit` train the fitted ``model_``; a
+        parameter changed since (``set_params``) would otherwise be reported
+        by ``get_params`` but silently not used.
+        """
+        from ._keras import network
+
+        hidden, rates = self._check_architecture()
+        built = network.describe(self.model_)
+        wanted = {
+            "hidden_layer_sizes": hidden,
+            "dropout": rates,
+            "activation": network.activation_name(self.activation),
+            "optimizer": type(network.make_optimizer(self.optimizer)).__name__,
+        }
+        if self.learning_rate is not None:
+            wanted["learning_rate"] = float(np.float32(self.learning_rate))
+        for name, value in wanted.items():
+            if built[name] != value:
+                raise ValueError(
+                    f"{name} was changed since the network was built "
+                    f"({built[name]!r} in the fitted network, {value!r} now), but "
+                    f"warm_start and partial_fit continue the fitted network. Set "
+                    f"warm_start=False (or fit a new estimator) to build a new one."
+                )
 
     def _check_architecture(self):
         """Validate the layer sizes and dropout rates; return them as tuples."""
@@ -392,7 +418,9 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         """Combine ``sample_weight`` and ``class_weight``; None when unweighted."""
         if sample_weight is None and self.class_weight is None:
             return None
-        weights = _check_sample_weight(sample_weight, X, dtype=np.float32)
+        weights = _check_sample_weight(
+            sample_weight, X, dtype=np.float32, ensure_non_negative=True
+        )
         if self.class_weight is not None:
             if isinstance(self.class_weight, dict):
                 unknown = set(self.class_weight) - set(classes.tolist())
@@ -401,6 +429,11 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
                         f"class_weight has keys {sorted(unknown, key=str)} that are "
                         f"not classes of y {classes.tolist()}."
                     )
+                negative = {k: v for k, v in self.class_weight.items() if v < 0}
+                if negative:
+                    raise ValueError(
+                        f"class_weight must be non-negative; got {negative}."
+                    )
             per_class = compute_class_weight(
                 self.class_weight, classes=classes, y=y
             ).astype(np.float32)
@@ -408,7 +441,11 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         return weights
 
     def _split(self, X, encoded, weights, seed):
-        """Hold out the validation fraction, stratified when possible."""
+        """Hold out the validation fraction, stratified when possible.
+
+        Returns the training ``(X, encoded, weights)`` and the validation
+        ``(X, encoded)``, or None without validation.
+        """
         if not self.validation_fraction:
             return (X, encoded, weights), None
         n_valid = math.ceil(self.validation_fraction * len(X))
@@ -423,9 +460,8 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
             if counts[counts > 0].min() >= 2 and n_valid >= np.count_nonzero(counts)
             else None
         )
-        index = np.arange(len(X))
         train_idx, valid_idx = train_test_split(
-            index, test_size=n_valid, random_state=seed, stratify=stratify
+            np.arange(len(X)), test_size=n_valid, random_state=seed, stratify=stratify
         )
         train_idx.sort()
         train_weights = None if weights is None else weights[train_idx]
@@ -435,111 +471,67 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         )
 
     def _train(
-        self, model, train, validation, *, n_classes, epochs, initial_epoch, shuffle_rng
+        self,
+        model,
+        train,
+        validation,
+        *,
+        n_classes,
+        epochs,
+        initial_epoch,
+        shuffle_seed,
     ):
-        """Train ``model`` for ``epochs`` epochs; return (history, interrupted)."""
-        import keras
+        """Hand the engine one-hot targets and plain parameters; warn like sklearn."""
+        from ._keras import training
 
         X, encoded, weights = train
-        Y = np.eye(n_classes, dtype=np.float32)[encoded]
-        validation_data = None
-        if validation is not None:
-            validation_data = (
-                validation[0],
-                np.eye(n_classes, dtype=np.float32)[validation[1]],
-            )
-        monitor = "val_accuracy" if validation is not None else "loss"
-        user_callbacks = copy.deepcopy(list(self.callbacks or []))
-        stopping = []
-        if self.early_stopping:
-            stopping.append(
-                keras.callbacks.EarlyStopping(
-                    monitor=monitor,
-                    min_delta=self.tol,
-                    patience=self.n_iter_no_change,
-                    restore_best_weights=True,
-                    verbose=int(self.verbose > 0),
-                )
-            )
-        history = keras.callbacks.History()
-        callbacks = _SpanningCallbackList(
-            [keras.callbacks.TerminateOnNaN(), *stopping, *user_callbacks, history],
-            add_progbar=self.verbose != 0,
-            model=model,
-            verbose=self.verbose,
-            epochs=initial_epoch + epochs,
-            steps=math.ceil(len(X) / self.batch_size),
+        one_hot = np.eye(n_classes, dtype=np.float32)
+        validation_data = (
+            None if validation is None else (validation[0], one_hot[validation[1]])
         )
-
-        # Keras shuffles arrays with unseeded random ops, and shuffling a
-        # PyDataset would go through Python's global `random`. So each epoch is
-        # one `fit` call on a copy permuted by our own seeded generator, with
-        # `shuffle=False`; this costs no measurable time against a single
-        # `fit` (benchmarks/), unlike a PyDataset (about 80% slower here).
-        # The data become backend tensors once, and each epoch's permuted copy
-        # is made by the backend and dropped before the next one, which keeps
-        # the peak memory near a plain `fit` (benchmarks/: numpy copies that
-        # Keras converts again cost about 250 MB more for MNIST).
-        ops = keras.ops
-        if self.shuffle:
-            X, Y = ops.convert_to_tensor(X), ops.convert_to_tensor(Y)
-            if weights is not None:
-                weights = ops.convert_to_tensor(weights)
-        interrupted = None
-        epoch = initial_epoch
-        callbacks.begin()
+        early_stopping = (
+            training.EarlyStopping(min_delta=self.tol, patience=self.n_iter_no_change)
+            if self.early_stopping
+            else None
+        )
         try:
-            for epoch in range(initial_epoch, initial_epoch + epochs):
-                if self.shuffle:
-                    order = ops.convert_to_tensor(
-                        shuffle_rng.permutation(len(Y)).astype(np.int32)
-                    )
-                    Xe = ops.take(X, order, axis=0)
-                    Ye = ops.take(Y, order, axis=0)
-                    We = None if weights is None else ops.take(weights, order, axis=0)
-                else:
-                    Xe, Ye, We = X, Y, weights
-                model.fit(
-                    Xe,
-                    Ye,
-                    sample_weight=We,
-                    batch_size=self.batch_size,
-                    epochs=epoch + 1,
-                    initial_epoch=epoch,
-                    shuffle=False,
-                    validation_data=validation_data,
-                    callbacks=callbacks,
-                    verbose=0,
-                )
-                del Xe, Ye, We  # free this epoch's copy before the next
-                losses = history.history.get("loss", [])
-                if len(losses) < epoch + 1 - initial_epoch or not np.isfinite(
-                    losses[-1]
-                ):
-                    raise TrainingDivergedError(
-                        f"The training loss became NaN or infinite in epoch "
-                        f"{epoch + 1}; try a lower learning_rate (got "
-                        f"{self.learning_rate!r}) or scaling the features to "
-                        f"[0, 1] with MNISTFlattener."
-                    )
-                if model.stop_training:
-                    break
-            else:
-                if self.early_stopping:
-                    warnings.warn(
-                        f"KerasMLPClassifier stopped after the maximum of {epochs} "
-                        f"epochs while {monitor} was still improving; increase "
-                        f"epochs.",
-                        ConvergenceWarning,
-                        stacklevel=4,
-                    )
-        except KeyboardInterrupt:
-            interrupted = epoch
-        finally:
-            callbacks.end()
-        return history.history, interrupted
+            result = training.train(
+                model,
+                X,
+                one_hot[encoded],
+                weights,
+                validation_data=validation_data,
+                epochs=epochs,
+                initial_epoch=initial_epoch,
+                # Like MLPClassifier, at most one batch of all samples (a huge
+                # batch_size would overflow the backend's shape arithmetic).
+                batch_size=min(self.batch_size, len(X)),
+                shuffle_rng=np.random.default_rng(shuffle_seed)
+                if self.shuffle
+                else None,
+                early_stopping=early_stopping,
+                callbacks=self.callbacks or (),
+                verbose=self.verbose,
+            )
+        except TrainingDivergedError as exc:
+            raise TrainingDivergedError(
+                f"{exc}; try a lower learning_rate (got {self.learning_rate!r}) or "
+                f"scaling the features to [0, 1] with MNISTFlattener."
+            ) from None
+        if (
+            self.early_stopping
+            and not result.stopped_early
+            and (result.interrupted_epoch is None)
+        ):
+            warnings.warn(
+                f"KerasMLPClassifier stopped after the maximum of {epochs} epochs "
+                f"while {training.monitored_metric(validation is not None)} was "
+                f"still improving; increase epochs.",
+                ConvergenceWarning,
+                stacklevel=5,
+            )
+        return result
 
-    # -------------------------------------------------------------- predict
     def predict_proba(self, X):
         """Probability of each class, from the softmax output.
 
@@ -553,9 +545,11 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         ndarray of shape (n_samples, n_classes)
             Probabilities in the order of ``classes_``; each row sums to 1.
         """
+        from ._keras import network
+
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=np.float32, order="C")
-        proba = _network.predict_in_batches(self.model_, X).astype(np.float64)
+        proba = network.predict_in_batches(self.model_, X).astype(np.float64)
         proba /= proba.sum(axis=1, keepdims=True)
         return proba
 
@@ -610,36 +604,56 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         if hasattr(self, "model_"):
             model = self.model_
         else:
-            hidden, rates = self._check_architecture()
-            model = _network.build_network(
-                n_features,
-                n_classes,
-                hidden_layer_sizes=hidden,
-                activation=self.activation,
-                dropout=rates,
-                optimizer=self.optimizer,
-                learning_rate=self.learning_rate,
-            )
+            model = self._build_network(n_features, n_classes)
         lines = []
         model.summary(print_fn=lambda text, **_: lines.append(text))
         return "\n".join(lines)
 
-    # --------------------------------------------------------------- pickle
     def __getstate__(self):
-        # A copy: object.__getstate__ returns the instance's own __dict__.
+        """The estimator as plain data: the one description of its state.
+
+        Pickling, :func:`copy.deepcopy` and :func:`sk_mnist.save` (skops) all
+        use it. The network becomes its ``.keras`` archive (bytes) plus the
+        counters of its Dropout seed generators, which that format leaves
+        out; an optimizer instance given as a parameter becomes its Keras
+        config. Everything else is numbers, strings, arrays, lists and dicts
+        (and ``_rng``, the RandomState that continues a ``warm_start``).
+        """
+        from ._keras import serialization
+
         state = dict(super().__getstate__())
         if "model_" in state:
-            state["_seed_states"] = seed_states(state["model_"])
-            state["model_"] = model_to_bytes(state["model_"])
+            state["_seed_states"] = serialization.seed_states(state["model_"])
+            state["model_"] = serialization.model_to_bytes(state["model_"])
+        if not isinstance(state["optimizer"], str):
+            state["optimizer"] = serialization.optimizer_to_config(state["optimizer"])
         return state
 
     def __setstate__(self, state):
-        if isinstance(state.get("model_"), bytes | bytearray):
-            state = dict(state)
-            state["model_"] = model_from_bytes(
-                state["model_"], origin="the pickled KerasMLPClassifier"
+        """Rebuild from :meth:`__getstate__`, checking the network is this one's.
+
+        The network is loaded with Keras's ``safe_mode=True`` after its layer
+        sizes were checked against its stored weights, and must fit the
+        estimator: ``n_features_in_`` inputs, one softmax output per class.
+        """
+        from ._keras import serialization
+
+        state = dict(state)
+        if isinstance(state.get("optimizer"), dict):
+            state["optimizer"] = serialization.optimizer_from_config(state["optimizer"])
+        if "classes_" in state and "model_" not in state:
+            raise UnsafeModelError(
+                "the saved KerasMLPClassifier is fitted but holds no network."
             )
-            set_seed_states(state["model_"], state.pop("_seed_states", []))
+        if "model_" in state:
+            model = serialization.model_from_bytes(
+                state["model_"], origin="the saved KerasMLPClassifier"
+            )
+            serialization.set_seed_states(model, state.pop("_seed_states", []))
+            serialization.check_model_fits(
+                model, state.get("n_features_in_"), state.get("classes_")
+            )
+            state["model_"] = model
         super().__setstate__(state)
 
     def __sklearn_tags__(self):
@@ -649,35 +663,64 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         return tags
 
 
-class _SpanningCallbackList:
-    """A Keras ``CallbackList`` that spans several one-epoch ``fit`` calls.
+def _check_labels(y, classes, incremental):
+    """The classes of the fit: ``classes`` when given, else those of ``y``.
 
-    ``keras.Model.fit`` uses a ``CallbackList`` it is given as it is, and calls
-    its ``on_train_begin``/``on_train_end`` around every call. This list
-    ignores those and runs them once, from :meth:`begin` and :meth:`end`, so
-    that callbacks such as ``EarlyStopping`` or a progress bar see one
-    training run of many epochs. Created lazily so that Keras is imported
-    only when a network is trained.
+    Every label of ``y`` must be one of ``classes`` (a label outside them would
+    be encoded as a neighbouring class and trained on silently).
     """
+    if classes is None:
+        classes = unique_labels(y)
+    unseen = np.setdiff1d(unique_labels(y), classes)
+    if unseen.size:
+        origin = "classes_ from the first fit" if incremental else "classes"
+        raise ValueError(
+            f"y has labels {unseen.tolist()} that are not in {origin} "
+            f"{np.asarray(classes).tolist()}."
+        )
+    if len(classes) < 2:
+        raise ValueError(
+            f"KerasMLPClassifier needs samples of at least 2 classes in the data, "
+            f"but the data contains only one class: {classes.tolist()[0]!r}."
+        )
+    return classes
 
-    _class = None
 
-    def __new__(cls, *args, **kwargs):
-        if cls._class is None:
-            from keras.callbacks import CallbackList
+def _check_network_size(n_features, hidden, n_classes):
+    """Refuse a network whose weights alone would not fit in this machine's memory.
 
-            class SpanningCallbackList(CallbackList):
-                def on_train_begin(self, logs=None):
-                    pass
+    Keras would otherwise start to allocate it and fail in the backend after
+    a long wait, or take the machine's memory; this says which parameter.
+    """
+    import os
 
-                def on_train_end(self, logs=None):
-                    pass
+    sizes = [n_features, *hidden, n_classes]
+    n_params = sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+    # Weights, their gradients and up to two optimizer slots, in float32.
+    needed = 4 * 4 * n_params
+    available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if needed > available:
+        raise ValueError(
+            f"hidden_layer_sizes={tuple(hidden)} makes a network of {n_params:,} "
+            f"parameters for {n_features} features, needing about "
+            f"{needed / 2**30:,.0f} GiB to train; this machine has "
+            f"{available / 2**30:,.0f} GiB."
+        )
 
-                def begin(self):
-                    CallbackList.on_train_begin(self)
 
-                def end(self, logs=None):
-                    CallbackList.on_train_end(self, logs)
+@contextmanager
+def _restored_on_error(estimator, names):
+    """Put the attributes ``names`` of ``estimator`` back if the block raises.
 
-            cls._class = SpanningCallbackList
-        return cls._class(*args, **kwargs)
+    The transactional part of a fit: ``validate_data`` sets
+    ``n_features_in_`` before the network is trained, and a fit that fails
+    must not leave it behind to make the estimator look fitted.
+    """
+    saved = {name: vars(estimator)[name] for name in names if name in vars(estimator)}
+    try:
+        yield
+    except BaseException:
+        for name in names:
+            vars(estimator).pop(name, None)
+        vars(estimator).update(saved)
+        raise

@@ -281,9 +281,12 @@ def main(argv=None) -> int:
 
 
 def _load_data(args, subset):
+    """The images of ``subset``; the training set cut to ``--subset`` images."""
     from .datasets import fetch_mnist
 
-    return fetch_mnist(subset=subset, path=args.data, return_X_y=True)
+    X, y = fetch_mnist(subset=subset, path=args.data, return_X_y=True)
+    n = getattr(args, "subset", None) if subset == "train" else None
+    return (X[:n], y[:n]) if n else (X, y)
 
 
 def _pipeline(args, verbose):
@@ -384,8 +387,6 @@ def _train(args):
 
     out = _prepare_out(args.out)
     X, y = _load_data(args, "train")
-    if args.subset:
-        X, y = X[: args.subset], y[: args.subset]
     X_test, y_test = _load_data(args, "test")
     verbose = 1 if sys.stdout.isatty() else 2
     pipe = _pipeline(args, verbose)
@@ -429,8 +430,6 @@ def _search(args):
 
     out = _prepare_out(args.out)
     X, y = _load_data(args, "train")
-    if args.subset:
-        X, y = X[: args.subset], y[: args.subset]
     grid = dict(args.grid)
     search = GridSearchCV(
         _pipeline(args, verbose=0), grid, cv=args.cv, n_jobs=args.n_jobs
@@ -494,8 +493,8 @@ def _evaluate(args):
 def _predict(args):
     import numpy as np
 
-    from ._images import read_digit_image
     from ._persistence import load
+    from .datasets._images import read_digit_image
 
     images = np.stack([read_digit_image(path) for path in args.images])
     pipe = load(_model_path(args.model))

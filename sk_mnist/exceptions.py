@@ -30,9 +30,18 @@ class TrainingDivergedError(FloatingPointError):
     """
 
 
+class FitInterruptedWarning(UserWarning):
+    """Training was interrupted (Ctrl-C); the estimator keeps what it reached.
+
+    The message names the epoch. Catch it to tell an interrupted fit from a
+    complete one, as ``sk-mnist train`` does.
+    """
+
+
 __all__ = [
     "DataFileError",
     "DownloadError",
+    "FitInterruptedWarning",
     "TrainingDivergedError",
     "UnsafeModelError",
 ]

@@ -15,6 +15,16 @@ from sk_mnist import fetch_mnist
 _SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist.npz"
 
 
+#: A small, fast classifier: a few seconds per fit on 3,000 digits.
+FAST_PARAMS = dict(hidden_layer_sizes=(32,), epochs=2, batch_size=64, random_state=0)
+
+
+@pytest.fixture(scope="session")
+def fast_params() -> dict:
+    """Parameters of a small, fast, seeded KerasMLPClassifier (a fresh copy)."""
+    return dict(FAST_PARAMS)
+
+
 @pytest.fixture(scope="session")
 def mnist_path() -> str:
     """Path of the real mnist.npz: SK_MNIST_DATA, else the shared folder."""

@@ -21,7 +21,7 @@ from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import Pipeline
 
 from sk_mnist import KerasMLPClassifier, MNISTFlattener
-from sk_mnist._network import build_network
+from sk_mnist._keras.network import build_network
 from sk_mnist.exceptions import TrainingDivergedError
 
 FAST = dict(hidden_layer_sizes=(64,), epochs=2, batch_size=64, random_state=0)
@@ -338,7 +338,9 @@ def test_warm_start_continues_the_same_network(small_mnist):
 def test_partial_fit_trains_one_epoch_per_call(small_mnist):
     X, y, Xt, yt = small_mnist
     clf = KerasMLPClassifier(**FAST)
-    with pytest.raises(ValueError, match="classes must be passed to the first call"):
+    with pytest.raises(
+        ValueError, match="classes must be passed on the first call to partial_fit"
+    ):
         clf.partial_fit(X, y)
     clf.partial_fit(X[:1500], y[:1500], classes=np.arange(10))
     assert clf.n_iter_ == 1
@@ -532,7 +534,7 @@ def test_predict_proba_from_eight_threads_matches_serial(small_mnist):
 def test_predict_of_more_rows_than_one_chunk_matches_model_predict(
     small_mnist, monkeypatch
 ):
-    from sk_mnist import _network
+    from sk_mnist._keras import network as _network
 
     X, y, Xt, _ = small_mnist
     clf = KerasMLPClassifier(**FAST).fit(X, y)

@@ -9,7 +9,7 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 
 from sk_mnist import KerasMLPClassifier, MNISTFlattener
-from sk_mnist.utils import local_cluster, worker_environment
+from sk_mnist.dask import local_cluster, worker_environment
 
 distributed = pytest.importorskip(
     "distributed", reason="the dask extra is not installed"

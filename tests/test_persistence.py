@@ -1,79 +1,366 @@
-"""save/load: identical predictions, and refusal of anything that could run code."""
+"""save/load on skops: round trips of any pipeline, and refusal of hostile files."""
 
 from __future__ import annotations
 
+import io
+import json
+import os
 import pickle
+import re
+import stat
+import subprocess
+import sys
+import textwrap
 import zipfile
+from pathlib import Path
 
+import h5py
 import keras
 import numpy as np
+import pandas as pd
 import pytest
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline
+import skops.io
+from sklearn.compose import ColumnTransformer
+from sklearn.decomposition import PCA
+from sklearn.exceptions import NotFittedError
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import FeatureUnion, Pipeline, make_pipeline
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
+import sk_mnist
 from sk_mnist import KerasMLPClassifier, MNISTFlattener, load, save
 from sk_mnist.exceptions import UnsafeModelError
 
-FAST = dict(hidden_layer_sizes=(32,), epochs=1, batch_size=64, random_state=0)
+
+def _images(X):
+    return (X * 255).round().astype(np.uint8).reshape(-1, 28, 28)
 
 
 @pytest.fixture(scope="module")
-def fitted(small_mnist):
+def fitted(small_mnist, fast_params):
+    """A fitted flattener + classifier pipeline with string labels."""
     X, y, _, _ = small_mnist
-    images = (X * 255).round().astype(np.uint8).reshape(-1, 28, 28)
-    pipe = Pipeline(
-        [("flatten", MNISTFlattener()), ("mlp", KerasMLPClassifier(**FAST))]
-    )
+    images = _images(X)
+    pipe = make_pipeline(MNISTFlattener(), KerasMLPClassifier(**fast_params))
     return pipe.fit(images, y.astype(str)), images
 
 
-def test_saved_pipeline_loads_and_predicts_identically(fitted, tmp_path):
-    pipe, images = fitted
-    path = save(pipe, tmp_path / "model.skmnist")
-    loaded = load(path)
+@pytest.fixture(scope="module")
+def saved(fitted, tmp_path_factory):
+    return save(fitted[0], tmp_path_factory.mktemp("saved") / "model.skops")
+
+
+# ------------------------------------------------------------- round trips
+def test_the_default_pipeline_round_trips_bit_equal(small_mnist, tmp_path):
+    X, y, Xt, _ = small_mnist
+    pipe = make_pipeline(MNISTFlattener(), KerasMLPClassifier(epochs=1, random_state=0))
+    pipe.fit(_images(X), y)
+    loaded = load(save(pipe, tmp_path / "model.skops"))
     np.testing.assert_array_equal(
-        loaded.predict_proba(images[:500]), pipe.predict_proba(images[:500])
+        loaded.predict_proba(_images(Xt)), pipe.predict_proba(_images(Xt))
     )
-    np.testing.assert_array_equal(
-        loaded.predict(images[:50]), pipe.predict(images[:50])
-    )
-    assert loaded[-1].history_ == pipe[-1].history_
     assert loaded[-1].get_params() == pipe[-1].get_params()
+    assert loaded[-1].history_ == pipe[-1].history_
     assert loaded[0].image_shape_ == (28, 28)
-    assert [p.name for p in tmp_path.iterdir()] == ["model.skmnist"]
+    assert [p.name for p in tmp_path.iterdir()] == ["model.skops"]
 
 
-def test_loaded_estimator_continues_training_like_the_original(small_mnist, tmp_path):
+def test_string_labels_come_back_as_strings(fitted, saved):
+    pipe, images = fitted
+    loaded = load(saved)
+    np.testing.assert_array_equal(loaded.predict(images), pipe.predict(images))
+    assert loaded.classes_.dtype.kind == "U"
+    np.testing.assert_allclose(
+        loaded.predict_proba(images), pipe.predict_proba(images), atol=1e-6
+    )
+
+
+def test_a_pipeline_with_pca_and_a_scaler_round_trips(
+    small_mnist, fast_params, tmp_path
+):
+    X, y, Xt, _ = small_mnist
+    pipe = make_pipeline(
+        MNISTFlattener(),
+        PCA(40, random_state=0),
+        StandardScaler(),
+        KerasMLPClassifier(**fast_params),
+    ).fit(_images(X), y)
+    loaded = load(save(pipe, tmp_path / "pca.skops"))
+    np.testing.assert_array_equal(
+        loaded.predict(_images(Xt)), pipe.predict(_images(Xt))
+    )
+    # float32 BLAS may round a reloaded copy of PCA's arrays differently.
+    np.testing.assert_allclose(
+        loaded.predict_proba(_images(Xt)), pipe.predict_proba(_images(Xt)), atol=1e-6
+    )
+
+
+def test_a_column_transformer_over_a_dataframe_round_trips(
+    small_mnist, fast_params, tmp_path
+):
+    X, y, Xt, _ = small_mnist
+    pixels = [f"pixel{i}" for i in range(1, 785)]
+
+    def frame(A):
+        df = pd.DataFrame((A * 255).round().astype(np.uint8), columns=pixels)
+        df["writer"] = np.arange(len(A)) % 7
+        return df
+
+    pipe = Pipeline(
+        [
+            ("columns", ColumnTransformer([("pixels", MNISTFlattener(), pixels)])),
+            (
+                "union",
+                FeatureUnion([("scaled", StandardScaler()), ("raw", "passthrough")]),
+            ),
+            ("mlp", KerasMLPClassifier(**fast_params)),
+        ]
+    ).fit(frame(X), y)
+    loaded = load(save(pipe, tmp_path / "ct.skops"))
+    np.testing.assert_array_equal(loaded.predict(frame(Xt)), pipe.predict(frame(Xt)))
+    np.testing.assert_allclose(
+        loaded.predict_proba(frame(Xt)), pipe.predict_proba(frame(Xt)), atol=1e-6
+    )
+
+
+def test_a_searchs_best_estimator_round_trips(small_mnist, fast_params, tmp_path):
+    X, y, Xt, _ = small_mnist
+    search = GridSearchCV(
+        make_pipeline(MNISTFlattener(), KerasMLPClassifier(**fast_params)),
+        {"kerasmlpclassifier__hidden_layer_sizes": [(16,), (32,)]},
+        cv=2,
+    ).fit(_images(X[:1000]), y[:1000])
+    loaded = load(save(search.best_estimator_, tmp_path / "best.skops"))
+    np.testing.assert_array_equal(
+        loaded.predict_proba(_images(Xt)), search.predict_proba(_images(Xt))
+    )
+
+
+def test_a_loaded_classifier_continues_training_like_the_original(
+    small_mnist, fast_params, tmp_path
+):
     X, y, _, _ = small_mnist
-    a = KerasMLPClassifier(**FAST).fit(X, y)
-    b = load(save(a, tmp_path / "m.skmnist"))
+    a = KerasMLPClassifier(**fast_params).fit(X, y)
+    b = load(save(a, tmp_path / "m.skops"))
     a.partial_fit(X, y)
     b.partial_fit(X, y)
-    for wa, wb in zip(a.model_.get_weights(), b.model_.get_weights(), strict=False):
+    for wa, wb in zip(a.model_.get_weights(), b.model_.get_weights(), strict=True):
         np.testing.assert_allclose(wa, wb, rtol=1e-5, atol=1e-6)
 
 
-def test_optimizer_instance_and_class_weight_survive(small_mnist, tmp_path):
+def test_an_optimizer_instance_and_class_weight_survive(
+    small_mnist, fast_params, tmp_path
+):
     X, y, _, _ = small_mnist
     clf = KerasMLPClassifier(
-        optimizer=keras.optimizers.SGD(momentum=0.9), class_weight={0: 2.0}, **FAST
+        optimizer=keras.optimizers.SGD(momentum=0.9),
+        class_weight={0: 2.0},
+        **fast_params,
     ).fit(X[:300], y[:300])
-    loaded = load(save(clf, tmp_path / "m.skmnist"))
+    loaded = load(save(clf, tmp_path / "m.skops"))
     assert type(loaded.optimizer).__name__ == "SGD"
     assert loaded.optimizer.get_config()["momentum"] == pytest.approx(0.9)
     assert loaded.class_weight == {0: 2.0}
 
 
-def test_a_pickle_renamed_to_the_format_is_refused(fitted, tmp_path):
-    path = tmp_path / "model.skmnist"
-    path.write_bytes(pickle.dumps({"a": 1}))
-    with pytest.raises(UnsafeModelError, match="not an sk-mnist model file.*pickle"):
-        load(path)
+def test_plain_skops_loads_the_file_trusting_the_documented_names(fitted, saved):
+    pipe, images = fitted
+    assert sorted(skops.io.get_untrusted_types(file=saved)) == sorted(
+        sk_mnist.TRUSTED_TYPES
+    )
+    loaded = skops.io.load(saved, trusted=list(sk_mnist.TRUSTED_TYPES))
+    np.testing.assert_array_equal(
+        loaded.predict_proba(images[:100]), pipe.predict_proba(images[:100])
+    )
 
 
-def test_a_network_with_a_lambda_layer_is_refused(fitted, tmp_path):
+_OTHER_BACKEND = {"tensorflow": "jax", "jax": "tensorflow"}[keras.backend.backend()]
+
+
+def test_a_file_saved_on_one_backend_loads_on_the_other(
+    small_mnist, fast_params, tmp_path
+):
+    X, y, Xt, _ = small_mnist
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "y.npy", y)
+    np.save(tmp_path / "Xt.npy", Xt)
+    child = textwrap.dedent(
+        f"""
+        import sys
+        import numpy as np
+        from sk_mnist import KerasMLPClassifier, load, save
+        d = sys.argv[1]
+        Xt = np.load(d + "/Xt.npy")
+        clf = KerasMLPClassifier(**{fast_params!r}).fit(
+            np.load(d + "/X.npy"), np.load(d + "/y.npy"))
+        save(clf, d + "/other.skops")
+        np.save(d + "/other_proba.npy", clf.predict_proba(Xt))
+        np.save(d + "/mine_proba.npy", load(d + "/mine.skops").predict_proba(Xt))
+        """
+    )
+    mine = KerasMLPClassifier(**fast_params).fit(X, y)
+    save(mine, tmp_path / "mine.skops")
+    env = {**os.environ, "KERAS_BACKEND": _OTHER_BACKEND, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    subprocess.run(
+        [sys.executable, "-c", child, str(tmp_path)],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    other = load(tmp_path / "other.skops")
+    np.testing.assert_allclose(
+        other.predict_proba(Xt), np.load(tmp_path / "other_proba.npy"), atol=1e-6
+    )
+    np.testing.assert_allclose(
+        np.load(tmp_path / "mine_proba.npy"), mine.predict_proba(Xt), atol=1e-6
+    )
+
+
+# --------------------------------------------------------- how it is written
+def test_a_new_file_follows_the_umask_and_a_replaced_one_keeps_its_mode(
+    fitted, tmp_path
+):
     pipe, _ = fitted
-    path = save(pipe, tmp_path / "model.skmnist")
+    old = os.umask(0o027)
+    try:
+        new = save(pipe, tmp_path / "new.skops")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(new.stat().st_mode) == 0o640
+    existing = tmp_path / "existing.skops"
+    existing.write_bytes(b"old")
+    existing.chmod(0o604)
+    save(pipe, existing)
+    assert stat.S_IMODE(existing.stat().st_mode) == 0o604
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["existing.skops", "new.skops"]
+
+
+def test_a_name_near_the_file_system_limit_still_saves(fitted, tmp_path):
+    pipe, images = fitted
+    name = "m" * (os.pathconf(tmp_path, "PC_NAME_MAX") - len(".skops")) + ".skops"
+    loaded = load(save(pipe, tmp_path / name))
+    np.testing.assert_array_equal(
+        loaded.predict(images[:10]), pipe.predict(images[:10])
+    )
+
+
+def test_a_failed_save_leaves_the_old_file_and_no_temporary_file(
+    fitted, tmp_path, monkeypatch
+):
+    pipe, _ = fitted
+    path = tmp_path / "model.skops"
+    path.write_bytes(b"previous model")
+
+    def full_disk(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    with pytest.raises(OSError, match="No space"):
+        save(pipe, path)
+    assert [p.name for p in tmp_path.iterdir()] == ["model.skops"]
+    assert path.read_bytes() == b"previous model"
+
+
+def test_unfitted_estimators_are_not_saved(tmp_path):
+    with pytest.raises(NotFittedError):
+        save(
+            make_pipeline(MNISTFlattener(), KerasMLPClassifier()), tmp_path / "x.skops"
+        )
+    assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------ trusted types
+def _double(X):
+    return 2 * X
+
+
+class _Shift(StandardScaler):
+    pass
+
+
+def test_a_function_nobody_trusted_is_refused_and_loads_when_trusted(
+    small_mnist, fast_params, tmp_path
+):
+    X, y, _, _ = small_mnist
+    pipe = make_pipeline(
+        FunctionTransformer(_double), _Shift(), KerasMLPClassifier(**fast_params)
+    ).fit(X[:300], y[:300])
+    path = save(pipe, tmp_path / "custom.skops")
+    names = [f"{__name__}._double", f"{__name__}._Shift"]
+    with pytest.raises(UnsafeModelError, match="not trusted") as info:
+        load(path)
+    for name in names:
+        assert name in str(info.value)
+    with pytest.raises(UnsafeModelError, match=r"_Shift"):
+        load(path, trusted=names[:1])
+    loaded = load(path, trusted=names)
+    np.testing.assert_array_equal(loaded.predict(X[:50]), pipe.predict(X[:50]))
+
+
+# -------------------------------------------------------------- hostile files
+def _members(path):
+    with zipfile.ZipFile(path) as archive:
+        return {info.filename: archive.read(info) for info in archive.infolist()}
+
+
+def _write_zip(path, members, compression=zipfile.ZIP_STORED):
+    with zipfile.ZipFile(path, "w", compression) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return path
+
+
+def _network_member(members):
+    return next(name for name in members if name.endswith(".bin"))
+
+
+def _with_network(saved, out, edit):
+    """``saved`` with the .keras archive of its network rewritten by ``edit``."""
+    members = _members(saved)
+    name = _network_member(members)
+    with zipfile.ZipFile(io.BytesIO(members[name])) as archive:
+        network = {i.filename: archive.read(i) for i in archive.infolist()}
+    edit(network)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for member, data in network.items():
+            archive.writestr(member, data)
+    members[name] = buffer.getvalue()
+    return _write_zip(out, members)
+
+
+def _edit_config(edit):
+    def apply(network):
+        config = json.loads(network["config.json"])
+        edit(config["config"]["layers"])
+        network["config.json"] = json.dumps(config).encode()
+
+    return apply
+
+
+def _huge_declared_weights(network):
+    """Layer sizes and weights that agree, but the weights store no bytes."""
+    config = json.loads(network["config.json"])
+    layers = config["config"]["layers"]
+    dense = [layer for layer in layers if layer["class_name"] == "Dense"]
+    units = 2**20
+    dense[0]["config"]["units"] = units
+    network["config.json"] = json.dumps(config).encode()
+    n_in = layers[0]["config"]["batch_shape"][-1]
+    n_out = dense[-1]["config"]["units"]
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as file:
+        for name, shapes in (
+            ("dense", [(n_in, units), (units,)]),
+            ("dense_1", [(units, n_out), (n_out,)]),
+        ):
+            group = file.create_group(f"layers/{name}/vars")
+            for i, shape in enumerate(shapes):
+                group.create_dataset(str(i), shape=shape, dtype="float32")
+    network["model.weights.h5"] = buffer.getvalue()
+
+
+def _lambda_network(tmp):
     hostile = keras.Sequential(
         [
             keras.Input((784,)),
@@ -81,82 +368,230 @@ def test_a_network_with_a_lambda_layer_is_refused(fitted, tmp_path):
             keras.layers.Dense(10, activation="softmax"),
         ]
     )
-    keras_file = tmp_path / "hostile.keras"
-    hostile.save(keras_file)
-    rewritten = tmp_path / "tampered.skmnist"
-    with zipfile.ZipFile(path) as src, zipfile.ZipFile(rewritten, "w") as dst:
-        for item in src.infolist():
-            data = (
-                keras_file.read_bytes()
-                if item.filename.endswith(".keras")
-                else src.read(item)
-            )
-            dst.writestr(item.filename, data)
-    with pytest.raises(UnsafeModelError, match="Lambda"):
-        load(rewritten)
+    hostile.save(tmp / "hostile.keras")
+    return _members(tmp / "hostile.keras")
 
 
-@pytest.mark.parametrize(
-    ("edit", "message"),
-    [
-        (
-            lambda m: m.replace('"format": "sk-mnist-model"', '"format": "other"'),
-            "not an sk-mnist model",
+def _npy_header(shape, dtype):
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        buffer, {"descr": dtype, "fortran_order": False, "shape": shape}
+    )
+    return buffer.getvalue()
+
+
+def _replace_npy(saved, out, header_and_data):
+    members = _members(saved)
+    name = next(n for n in members if n.endswith(".npy"))
+    members[name] = header_and_data
+    return _write_zip(out, members)
+
+
+def _replace_schema(saved, out, schema, compression=zipfile.ZIP_STORED):
+    members = _members(saved)
+    members["schema.json"] = schema
+    return _write_zip(out, members, compression)
+
+
+def _encrypted(saved, out):
+    out.write_bytes(saved.read_bytes())
+    with zipfile.ZipFile(out) as archive:
+        offsets = [info.header_offset for info in archive.infolist()]
+    data = bytearray(out.read_bytes())
+    # The general-purpose flag of the first local header and of every
+    # central-directory entry: bit 0 means "encrypted".
+    data[offsets[0] + 6] |= 1
+    start = 0
+    while (start := data.find(b"PK\x01\x02", start)) != -1:
+        data[start + 8] |= 1
+        start += 4
+    out.write_bytes(bytes(data))
+    return out
+
+
+def _mismatched(fitted_clf, tmp, edit):
+    clf = pickle.loads(pickle.dumps(fitted_clf))
+    edit(clf)
+    return save(clf, tmp)
+
+
+def _hostile_files(saved, fitted_clf, tmp):
+    """Each hostile file, with the exception and message its load must give."""
+    bomb = io.BytesIO()
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in _members(saved).items():
+            archive.writestr(name, data)
+        archive.writestr("filler.bin", b"\0" * 500_000_000)
+    fifo = tmp / "fifo.skops"
+    os.mkfifo(fifo)
+    return {
+        "pickle": (
+            (tmp / "p.skops").write_bytes(pickle.dumps({"a": 1})) and tmp / "p.skops",
+            "UnsafeModelError",
+            r"not a skops model file.*pickle",
         ),
-        (
-            lambda m: m.replace('"class": "MNISTFlattener"', '"class": "os.system"'),
-            "refusing to build 'os.system'",
+        "older-format": (
+            _write_zip(tmp / "old.skmnist", {"estimator.json": b"{}"}),
+            "UnsafeModelError",
+            r"older sk-mnist format",
         ),
-        (
-            lambda m: m.replace('"format_version": 1', '"format_version": 99'),
-            "format version 99",
+        "truncated": (
+            (tmp / "t.skops").write_bytes(saved.read_bytes()[:5000])
+            and tmp / "t.skops",
+            "UnsafeModelError",
+            r"not a skops model file|damaged",
         ),
-        (lambda m: m[: len(m) // 2], "not valid JSON"),
-    ],
-    ids=["format", "foreign-class", "version", "truncated-json"],
+        "zip-bomb-member": (
+            (tmp / "bomb.skops").write_bytes(bomb.getvalue()) and tmp / "bomb.skops",
+            "UnsafeModelError",
+            r"filler.bin would inflate to 500000000 bytes",
+        ),
+        "deeply-nested-json": (
+            _replace_schema(saved, tmp / "deep.skops", b"[" * 200_000 + b"]" * 200_000),
+            "UnsafeModelError",
+            r"nested too deeply",
+        ),
+        "huge-json": (
+            _replace_schema(saved, tmp / "big.skops", b" " * (65 * 2**20) + b"{}"),
+            "UnsafeModelError",
+            r"schema.json is larger than",
+        ),
+        "npy-huge-shape": (
+            _replace_npy(
+                saved,
+                tmp / "shape.skops",
+                _npy_header((10**6, 10**6), "<f8") + bytes(8),
+            ),
+            "UnsafeModelError",
+            r"declares shape \(1000000, 1000000\)",
+        ),
+        "npy-huge-string-width": (
+            _replace_npy(
+                saved,
+                tmp / "width.skops",
+                _npy_header((10,), "<U100000000") + bytes(40),
+            ),
+            "UnsafeModelError",
+            r"declares shape \(10,\) of <U100000000 ",
+        ),
+        "encrypted-member": (
+            _encrypted(saved, tmp / "enc.skops"),
+            "UnsafeModelError",
+            r"encrypted",
+        ),
+        "layer-sizes-disagree-with-weights": (
+            _with_network(
+                saved,
+                tmp / "units.skops",
+                _edit_config(
+                    lambda layers: layers[1]["config"].update(units=2_000_000_000)
+                ),
+            ),
+            "UnsafeModelError",
+            r"call for weights of shapes .*2000000000",
+        ),
+        "weights-declared-not-stored": (
+            _with_network(saved, tmp / "lazy.skops", _huge_declared_weights),
+            "UnsafeModelError",
+            r"does not store its",
+        ),
+        "lambda-layer": (
+            _with_network(
+                saved, tmp / "lambda.skops", lambda n: n.update(_lambda_network(tmp))
+            ),
+            "UnsafeModelError",
+            r"'Lambda' layer",
+        ),
+        "classes-disagree-with-outputs": (
+            _mismatched(
+                fitted_clf,
+                tmp / "classes.skops",
+                lambda c: setattr(c, "classes_", c.classes_[:3]),
+            ),
+            "UnsafeModelError",
+            r"10 outputs but classes_ holds 3",
+        ),
+        "inputs-disagree-with-n-features": (
+            _mismatched(
+                fitted_clf,
+                tmp / "inputs.skops",
+                lambda c: setattr(c, "n_features_in_", 100),
+            ),
+            "UnsafeModelError",
+            r"takes 784 inputs but n_features_in_ is 100",
+        ),
+        "output-not-softmax": (
+            _mismatched(
+                fitted_clf,
+                tmp / "linear.skops",
+                lambda c: c.model_.layers[-1].__setattr__(
+                    "activation", keras.activations.linear
+                ),
+            ),
+            "UnsafeModelError",
+            r"does not end in a softmax",
+        ),
+        "folder": (tmp / "folder.skops", "IsADirectoryError", r"is a folder"),
+        "fifo": (fifo, "ValueError", r"not a regular file"),
+        "device": (Path("/dev/zero"), "ValueError", r"not a regular file"),
+        "missing": (tmp / "absent.skops", "FileNotFoundError", r"no such model file"),
+    }
+
+
+_LOADER = textwrap.dedent(
+    """
+    import json, resource, sys
+    from sk_mnist import load
+    good, cases = sys.argv[1], json.loads(sys.argv[2])
+    load(good)  # warm up Keras and skops before the baseline
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    results = {}
+    for name, path in cases.items():
+        try:
+            load(path)
+            results[name] = None
+        except Exception as exc:
+            results[name] = [[c.__name__ for c in type(exc).__mro__], str(exc)]
+    growth = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base
+    print(json.dumps({"results": results, "growth_kib": growth}))
+    """
 )
-def test_an_edited_manifest_is_a_clear_error(fitted, tmp_path, edit, message):
-    pipe, _ = fitted
-    path = save(pipe, tmp_path / "model.skmnist")
-    with zipfile.ZipFile(path) as src:
-        members = {i.filename: src.read(i) for i in src.infolist()}
-    members["estimator.json"] = edit(members["estimator.json"].decode()).encode()
-    with zipfile.ZipFile(path, "w") as dst:
-        for name, data in members.items():
-            dst.writestr(name, data)
-    with pytest.raises(UnsafeModelError, match=message):
-        load(path)
 
 
-def test_a_truncated_file_is_a_clear_error(fitted, tmp_path):
-    pipe, _ = fitted
-    path = save(pipe, tmp_path / "model.skmnist")
-    content = path.read_bytes()
-    path.write_bytes(content[: len(content) // 3])
-    with pytest.raises(UnsafeModelError):
-        load(path)
-
-
-def test_unsupported_and_unfitted_estimators_are_not_saved(tmp_path):
-    from sklearn.exceptions import NotFittedError
-
-    with pytest.raises(TypeError, match="LogisticRegression"):
-        save(Pipeline([("lr", LogisticRegression())]), tmp_path / "x.skmnist")
-    with pytest.raises(NotFittedError):
-        save(KerasMLPClassifier(), tmp_path / "y.skmnist")
-    assert list(tmp_path.iterdir()) == []
-    with pytest.raises(FileNotFoundError, match="no such model file"):
-        load(tmp_path / "absent.skmnist")
-
-
-def test_a_failed_save_leaves_no_partial_file(fitted, tmp_path, monkeypatch):
-    pipe, _ = fitted
-    from sk_mnist import _persistence
-
-    def broken(model):
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(_persistence, "model_to_bytes", broken)
-    with pytest.raises(OSError, match="No space"):
-        save(pipe, tmp_path / "model.skmnist")
-    assert list(tmp_path.iterdir()) == []
+def test_every_hostile_file_is_refused_with_bounded_memory_and_no_leftovers(
+    fitted, saved, tmp_path
+):
+    hostile = tmp_path / "hostile"
+    hostile.mkdir()
+    cases = _hostile_files(saved, fitted[0][-1], hostile)
+    (hostile / "folder.skops").mkdir()
+    before = {
+        p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in hostile.iterdir()
+    }
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {**os.environ, "TMPDIR": str(scratch), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    paths = {name: str(case[0]) for name, case in cases.items()}
+    done = subprocess.run(
+        [sys.executable, "-c", _LOADER, str(saved), json.dumps(paths)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    for name, (_, error, message) in cases.items():
+        result = report["results"][name]
+        assert result is not None, f"{name}: loaded without an error"
+        kinds, text = result
+        assert error in kinds, f"{name}: {kinds[0]}: {text}"
+        assert re.search(message, text), f"{name}: {text}"
+    # Peak memory of all the hostile loads together, over a process that had
+    # already loaded a real model.
+    assert report["growth_kib"] < 300 * 1024, report["growth_kib"]
+    assert list(scratch.iterdir()) == []
+    after = {
+        p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in hostile.iterdir()
+    }
+    assert after == before

@@ -1,24 +1,33 @@
-"""Building and compiling the Keras network.
+"""Building, compiling and running the Keras network.
 
 This is the only module that names Keras layers, so that every classic MNIST
 tutorial configuration reads as data: the sizes of the hidden layers, their
-activation, the dropout after each, and the optimizer. Keras is imported
-inside the functions, never at module import.
+activation, the dropout after each, and the optimizer.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Sequence
 from typing import Any
 
+import keras
 import numpy as np
 
-# Keras's JAX trainer donates the model's state buffers to its compiled predict
-# function, so two threads predicting with one model at once would read
-# buffers the other has given away. On JAX, calls are serialised; TensorFlow's
-# compiled functions are safe to call from several threads.
-_JAX_PREDICT_LOCK = threading.Lock()
+# Keras's JAX trainer donates the model's state buffers to its compiled
+# functions, so a thread predicting while another predicts or trains with the
+# same model would read buffers the other has given away. On JAX, predictions
+# and whole training runs are serialised (re-entrant, so a callback may
+# predict during training); TensorFlow's compiled functions are thread-safe.
+_JAX_LOCK = threading.RLock()
+
+
+def backend_lock():
+    """A lock that serialises use of models on JAX; no lock elsewhere."""
+    if keras.backend.backend() == "jax":
+        return _JAX_LOCK
+    return contextlib.nullcontext()
 
 
 def n_seeds(n_hidden: int) -> int:
@@ -77,13 +86,11 @@ def build_network(
 
     Examples
     --------
-    >>> from sk_mnist._network import build_network
-    >>> model = build_network(784, 10, seeds=range(5))  # doctest: +SKIP
-    >>> model.count_params()  # doctest: +SKIP
+    >>> from sk_mnist._keras.network import build_network
+    >>> model = build_network(784, 10, seeds=range(5))
+    >>> model.count_params()
     669706
     """
-    import keras
-
     n_hidden = len(hidden_layer_sizes)
     if seeds is None:
         seeds = [None] * n_seeds(n_hidden)
@@ -143,12 +150,12 @@ def make_optimizer(optimizer: Any, learning_rate: float | None = None):
     keras.optimizers.Optimizer
         A new optimizer that no other model uses.
     """
-    import keras
-
     if isinstance(optimizer, str):
         try:
             template = keras.optimizers.get(optimizer)
-        except ValueError:
+        except (ValueError, KeyError, TypeError):
+            # Names of wrappers that need arguments (LossScaleOptimizer)
+            # fail inside Keras with a KeyError or TypeError.
             raise ValueError(
                 f"optimizer must be the name of a Keras optimizer such as "
                 f"'rmsprop', 'sgd' or 'adam', got {optimizer!r}."
@@ -166,10 +173,39 @@ def make_optimizer(optimizer: Any, learning_rate: float | None = None):
     return type(template).from_config(config)
 
 
+def describe(model) -> dict:
+    """What a network built by :func:`build_network` was built with.
+
+    The hidden layer sizes, their dropout rates (0 where no Dropout layer
+    follows), the hidden activation's name, the optimizer's class name and
+    its learning rate: what ``warm_start`` must not see change.
+    """
+    hidden, rates, activation = [], [], None
+    for layer in model.layers[:-1]:
+        if isinstance(layer, keras.layers.Dense):
+            hidden.append(int(layer.units))
+            rates.append(0.0)
+            activation = activation_name(layer.activation)
+        elif isinstance(layer, keras.layers.Dropout):
+            rates[-1] = float(layer.rate)
+    return {
+        "hidden_layer_sizes": tuple(hidden),
+        "dropout": tuple(rates),
+        "activation": activation,
+        "optimizer": type(model.optimizer).__name__,
+        "learning_rate": float(
+            keras.ops.convert_to_numpy(model.optimizer.learning_rate)
+        ),
+    }
+
+
+def activation_name(activation) -> str:
+    """The Keras name of an activation given by name or as the function."""
+    return keras.activations.serialize(keras.activations.get(activation))
+
+
 def check_activation(activation: str) -> None:
     """Raise a ValueError naming ``activation`` when Keras does not know it."""
-    import keras
-
     try:
         keras.activations.get(activation)
     except ValueError:
@@ -183,7 +219,7 @@ def predict_in_batches(model, X: np.ndarray, batch_size: int = 8192) -> np.ndarr
     """Run the compiled forward pass of ``model`` on ``X``, a batch at a time.
 
     :meth:`keras.Model.predict` builds a data pipeline and a progress callback
-    on every call (about 57 ms here even for one sample); the compiled
+    on every call, which dominates the time of a small request; the compiled
     ``predict_on_batch`` function costs well under a millisecond for a few
     samples, so small requests stay fast. Chunks of ``batch_size`` rows keep
     memory bounded for large ``X``.
@@ -202,12 +238,8 @@ def predict_in_batches(model, X: np.ndarray, batch_size: int = 8192) -> np.ndarr
     ndarray of shape (n_samples, n_outputs)
         The model's outputs as a float32 numpy array.
     """
-    import keras
-
-    if keras.backend.backend() == "jax":
-        with _JAX_PREDICT_LOCK:
-            return _predict_chunks(model, X, batch_size)
-    return _predict_chunks(model, X, batch_size)
+    with backend_lock():
+        return _predict_chunks(model, X, batch_size)
 
 
 def _predict_chunks(model, X, batch_size):

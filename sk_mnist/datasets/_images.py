@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .exceptions import DataFileError
+from ..exceptions import DataFileError
 
 _BOX = 20  # MNIST digits fit a 20x20 box centred by mass in 28x28
 

@@ -42,7 +42,7 @@ def worker_environment(
 
     Examples
     --------
-    >>> from sk_mnist.utils import worker_environment
+    >>> from sk_mnist.dask import worker_environment
     >>> env = worker_environment(tf_threads=4, backend="jax")
     >>> env["TF_NUM_INTRAOP_THREADS"], env["KERAS_BACKEND"]
     ('4', 'jax')
@@ -102,7 +102,7 @@ def local_cluster(
     --------
     >>> import joblib
     >>> from distributed import Client
-    >>> from sk_mnist.utils import local_cluster
+    >>> from sk_mnist.dask import local_cluster
     >>> # In a script, start the cluster under `if __name__ == "__main__":`,
     >>> # since its worker processes import the main module again.
     >>> with local_cluster(2) as cluster, Client(cluster):  # doctest: +SKIP

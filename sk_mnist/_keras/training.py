@@ -1,0 +1,246 @@
+"""The epoch loop: seeded shuffling, one callback list across epochs, faults.
+
+Keras shuffles arrays with unseeded random ops, and shuffling a ``PyDataset``
+would go through Python's global ``random``. So each epoch here is one
+:meth:`keras.Model.fit` call on a copy permuted by our own seeded generator,
+with ``shuffle=False``, while one :class:`SpanningCallbackList` makes the
+callbacks (early stopping, the progress bar, the user's) see one run of many
+epochs. The steps are small functions, as skorch splits its ``fit_loop``:
+:func:`train` -> :func:`run_epoch` -> :meth:`keras.Model.fit`.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+
+import keras
+import numpy as np
+
+from ..exceptions import TrainingDivergedError
+from . import network
+
+
+class SpanningCallbackList(keras.callbacks.CallbackList):
+    """A ``CallbackList`` that spans several one-epoch ``fit`` calls.
+
+    :meth:`keras.Model.fit` uses a ``CallbackList`` it is given as it is and
+    calls its ``on_train_begin``/``on_train_end`` around every call. This list
+    ignores those and runs them once, from :meth:`begin` and :meth:`end`.
+    """
+
+    def on_train_begin(self, logs=None):
+        pass
+
+    def on_train_end(self, logs=None):
+        pass
+
+    def begin(self):
+        """Start the training run: ``on_train_begin`` of every callback."""
+        super().on_train_begin()
+
+    def end(self):
+        """End the training run: ``on_train_end`` of every callback."""
+        super().on_train_end()
+
+
+@dataclass
+class EarlyStopping:
+    """When to stop: ``patience`` epochs without an improvement of ``min_delta``."""
+
+    min_delta: float
+    patience: int
+
+
+@dataclass
+class TrainingResult:
+    """What :func:`train` did.
+
+    Attributes
+    ----------
+    history : dict of str to list of float
+        The metrics of each epoch trained, as Keras's ``History.history``.
+    interrupted_epoch : int or None
+        The (0-based) epoch a ``KeyboardInterrupt`` stopped, else ``None``.
+    stopped_early : bool
+        Whether a callback (early stopping) ended training before ``epochs``.
+    """
+
+    history: dict = field(default_factory=dict)
+    interrupted_epoch: int | None = None
+    stopped_early: bool = False
+
+
+def train(
+    model,
+    X,
+    Y,
+    sample_weight=None,
+    *,
+    validation_data=None,
+    epochs,
+    initial_epoch=0,
+    batch_size,
+    shuffle_rng=None,
+    early_stopping=None,
+    callbacks=(),
+    verbose=0,
+) -> TrainingResult:
+    """Train ``model`` for ``epochs`` epochs on one-hot targets ``Y``.
+
+    Parameters
+    ----------
+    model : keras.Model
+        A compiled model; trained in place.
+    X : ndarray of shape (n_samples, n_features), float32
+        Training inputs.
+    Y : ndarray of shape (n_samples, n_classes), float32
+        One-hot targets.
+    sample_weight : ndarray of shape (n_samples,), default=None
+        Weight of each sample in the loss.
+    validation_data : tuple of (ndarray, ndarray), default=None
+        Inputs and one-hot targets scored after each epoch.
+    epochs : int
+        Epochs to train in this call.
+    initial_epoch : int, default=0
+        Epochs trained before (by an earlier call), for the epoch numbers.
+    batch_size : int
+        Samples per gradient step.
+    shuffle_rng : numpy.random.Generator, default=None
+        Permutes the data before each epoch; ``None`` keeps their order.
+    early_stopping : EarlyStopping, default=None
+        Stop when the monitored metric (``val_accuracy`` with validation data,
+        else ``loss``) stops improving, restoring the best weights.
+    callbacks : sequence of keras.callbacks.Callback, default=()
+        The user's callbacks; deep-copied, never mutated.
+    verbose : {0, 1, 2}, default=0
+        0 silent, 1 a progress bar, 2 one line per epoch.
+
+    Returns
+    -------
+    TrainingResult
+
+    Raises
+    ------
+    TrainingDivergedError
+        The loss became NaN or infinite; the message names the epoch.
+    """
+    history = keras.callbacks.History()
+    callback_list = SpanningCallbackList(
+        [
+            keras.callbacks.TerminateOnNaN(),
+            *_early_stopping(early_stopping, validation_data, verbose),
+            *copy.deepcopy(list(callbacks)),
+            history,
+        ],
+        add_progbar=verbose != 0,
+        model=model,
+        verbose=verbose,
+        epochs=initial_epoch + epochs,
+        steps=math.ceil(len(X) / batch_size),
+    )
+    data = (
+        (X, Y, sample_weight)
+        if shuffle_rng is None
+        else _as_tensors(X, Y, sample_weight)
+    )
+    result = TrainingResult(history=history.history)
+    epoch = initial_epoch
+    with network.backend_lock():
+        callback_list.begin()
+        try:
+            for epoch in range(initial_epoch, initial_epoch + epochs):
+                run_epoch(
+                    model,
+                    *data,
+                    epoch=epoch,
+                    batch_size=batch_size,
+                    shuffle_rng=shuffle_rng,
+                    validation_data=validation_data,
+                    callbacks=callback_list,
+                )
+                _check_finite(history.history, epoch, epoch + 1 - initial_epoch)
+                if model.stop_training:
+                    result.stopped_early = True
+                    break
+        except KeyboardInterrupt:
+            result.interrupted_epoch = epoch
+        finally:
+            callback_list.end()
+    return result
+
+
+def run_epoch(
+    model,
+    X,
+    Y,
+    sample_weight,
+    *,
+    epoch,
+    batch_size,
+    shuffle_rng,
+    validation_data,
+    callbacks,
+):
+    """Train one epoch, on a permuted copy of the data when shuffling."""
+    if shuffle_rng is not None:
+        order = keras.ops.convert_to_tensor(
+            shuffle_rng.permutation(len(Y)).astype(np.int32)
+        )
+        X, Y = keras.ops.take(X, order, axis=0), keras.ops.take(Y, order, axis=0)
+        if sample_weight is not None:
+            sample_weight = keras.ops.take(sample_weight, order, axis=0)
+    model.fit(
+        X,
+        Y,
+        sample_weight=sample_weight,
+        batch_size=batch_size,
+        epochs=epoch + 1,
+        initial_epoch=epoch,
+        shuffle=False,
+        validation_data=validation_data,
+        callbacks=callbacks,
+        verbose=0,
+    )
+
+
+def _as_tensors(X, Y, sample_weight):
+    # The data become backend tensors once, and each epoch's permuted copy is
+    # made by the backend and dropped when the epoch ends: numpy copies that
+    # Keras converts again would double the peak memory of a fit (measured in
+    # benchmarks/).
+    convert = keras.ops.convert_to_tensor
+    return (
+        convert(X),
+        convert(Y),
+        None if sample_weight is None else convert(sample_weight),
+    )
+
+
+def _early_stopping(spec, validation_data, verbose):
+    if spec is None:
+        return []
+    return [
+        keras.callbacks.EarlyStopping(
+            monitor=monitored_metric(validation_data is not None),
+            min_delta=spec.min_delta,
+            patience=spec.patience,
+            restore_best_weights=True,
+            verbose=int(verbose > 0),
+        )
+    ]
+
+
+def monitored_metric(validating: bool) -> str:
+    """The metric early stopping watches: validation accuracy, else the loss."""
+    return "val_accuracy" if validating else "loss"
+
+
+def _check_finite(history, epoch, n_expected):
+    """Raise when ``TerminateOnNaN`` cut the epoch short or its loss is not finite."""
+    losses = history.get("loss", [])
+    if len(losses) < n_expected or not np.isfinite(losses[-1]):
+        raise TrainingDivergedError(
+            f"The training loss became NaN or infinite in epoch {epoch + 1}"
+        )

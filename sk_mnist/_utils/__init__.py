@@ -1,0 +1,1 @@
+"""Helpers shared by sk-mnist's modules (private: not part of the API)."""
