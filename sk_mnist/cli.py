@@ -1,32 +1,67 @@
 """The ``sk-mnist`` command: train, search, evaluate and predict from the shell.
 
-Every command prints its report to stdout. Bad options, missing files and
-unreadable images give one line on stderr and a non-zero exit status
-(2 for usage errors, 1 for everything else), never a traceback.
+Every command prints its report to stdout. Bad options, missing files,
+unreadable images and failed fits give one line on stderr and a non-zero
+exit status (2 for usage errors, 130 for Ctrl-C, 1 for everything else),
+never a traceback. Options are checked, by building the estimator, before
+any data are loaded or any file is written.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
 import os
+import shlex
 import sys
+import tempfile
 import time
+import warnings
 from pathlib import Path
 
-MODEL_FILE = "model.skmnist"
-_PARAM_NAMES = {
-    "hidden": "hidden_layer_sizes",
-    "hidden_layer_sizes": "hidden_layer_sizes",
-    "activation": "activation",
-    "dropout": "dropout",
-    "optimizer": "optimizer",
-    "learning-rate": "learning_rate",
-    "learning_rate": "learning_rate",
-    "batch-size": "batch_size",
-    "batch_size": "batch_size",
-    "epochs": "epochs",
+from .exceptions import TrainingDivergedError
+
+MODEL_FILE = "model.skops"
+CARD_FILE = "README.md"
+
+# The classifier parameters the command line exposes: option, how to read
+# one value, help. Defaults come from KerasMLPClassifier().get_params().
+# Sizes and rates per hidden layer are written 512x512 and 0.2x0.1, in
+# options and in --grid alike.
+_MODEL_OPTIONS = {
+    "hidden_layer_sizes": ("--hidden", "_layers", "units of each hidden layer"),
+    "activation": ("--activation", "str", "activation of the hidden layers"),
+    "dropout": ("--dropout", "_rates", "dropout after each hidden layer"),
+    "optimizer": ("--optimizer", "str", "Keras optimizer"),
+    "learning_rate": ("--learning-rate", "float", "the optimizer's learning rate"),
+    "batch_size": ("--batch-size", "_positive_int", "samples per gradient step"),
+    "epochs": ("--epochs", "_positive_int", "passes over the training data"),
+    "validation_fraction": (
+        "--validation-fraction",
+        "float",
+        "held-out fraction for validation curves",
+    ),
 }
+# The command line is reproducible by default, unlike the estimator.
+_CLI_DEFAULTS = {"random_state": 0}
+_OUTPUTS = {
+    "train": [
+        MODEL_FILE,
+        CARD_FILE,
+        "metrics.json",
+        "history.csv",
+        "training_curves.png",
+        "confusion_matrix.png",
+        "misclassified.png",
+    ],
+    "search": [MODEL_FILE, "cv_results.csv", "search_results.png"],
+}
+
+
+class CommandError(Exception):
+    """An error to report in one line, without a traceback."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -36,131 +71,122 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-class CommandError(Exception):
-    """An error to report in one line, without a traceback."""
-
-
-# ----------------------------------------------------------------- parsing
-def _layers(text: str) -> tuple[int, ...]:
-    """'512x512' or '512' -> (512, 512) or (512,)."""
-    try:
-        sizes = tuple(int(part) for part in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"hidden layer sizes look like 512 or 512x512, got {text!r}"
-        ) from None
-    if not sizes or min(sizes) < 1:
-        raise argparse.ArgumentTypeError(
-            f"hidden layer sizes must be positive, got {text!r}"
-        )
-    return sizes
-
-
 def _positive_int(text):
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a positive integer, got {text!r}"
-        ) from None
+        value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return value
 
 
-def _grid_entry(text: str):
-    """'hidden=256,512x512' -> ('mlp__hidden_layer_sizes', [(256,), (512, 512)])."""
-    key, sep, values = text.partition("=")
-    if not sep or not values:
-        raise argparse.ArgumentTypeError(
-            f"grid entries look like hidden=256,512x512 or dropout=0,0.2; got {text!r}"
-        )
-    name = _PARAM_NAMES.get(key.strip())
-    if name is None:
-        raise argparse.ArgumentTypeError(
-            f"unknown grid parameter {key!r}; choose from "
-            f"{sorted(k for k in _PARAM_NAMES if '_' not in k)}"
-        )
-    convert = {
-        "hidden_layer_sizes": _layers,
-        "dropout": float,
-        "learning_rate": float,
-        "batch_size": _positive_int,
-        "epochs": _positive_int,
-    }.get(name, str)
+def _layers(text):
+    """'512x512' -> (512, 512); '512' -> (512,)."""
     try:
-        return f"mlp__{name}", [convert(v.strip()) for v in values.split(",")]
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"bad value in {text!r}: {exc}") from None
+        return tuple(_positive_int(part) for part in text.lower().split("x"))
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"hidden layer sizes are positive integers joined by x, such as 512 or "
+            f"512x512; got {text!r}"
+        ) from None
 
 
-def _common(parser, *, model_options=True):
+def _rates(text):
+    """'0.2' -> 0.2; '0.2x0.1' -> (0.2, 0.1): one rate, or one per layer."""
+    try:
+        rates = tuple(float(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"dropout is a rate such as 0.2, or one per layer such as 0.2x0.1; got "
+            f"{text!r}"
+        ) from None
+    return rates[0] if len(rates) == 1 else rates
+
+
+def _reader(name):
+    return {"_layers": _layers, "_rates": _rates, "_positive_int": _positive_int}.get(
+        name, {"str": str, "float": float}.get(name)
+    )
+
+
+def _grid_entry(text):
+    """'hidden=256,512x512' -> ('hidden_layer_sizes', [(256,), (512, 512)])."""
+    key, sep, values = text.partition("=")
+    options = {
+        option.lstrip("-"): name for name, (option, *_) in _MODEL_OPTIONS.items()
+    }
+    name = options.get(key.strip())
+    if not sep or not values or name is None:
+        raise argparse.ArgumentTypeError(
+            f"grid entries are KEY=V1,V2,... with KEY one of {sorted(options)}; "
+            f"got {text!r}"
+        )
+    read = _reader(_MODEL_OPTIONS[name][1])
+    try:
+        return name, [read(value.strip()) for value in values.split(",")]
+    except (ValueError, argparse.ArgumentTypeError) as exc:
+        raise argparse.ArgumentTypeError(f"in {text!r}: {exc}") from None
+
+
+def _format_default(value):
+    if isinstance(value, tuple):
+        return "x".join(str(v) for v in value)
+    return value
+
+
+def _shared_options(parser, *, model=True, out=None):
+    """Declare the options the subcommands share, once."""
     parser.add_argument(
         "--data",
         metavar="PATH",
-        help="a local mnist.npz or folder of IDX files (default: "
-        "$SK_MNIST_DATA, else the cache, else a download)",
+        help="a local mnist.npz or folder of IDX files (default: $SK_MNIST_DATA, "
+        "else the cache, else a download)",
     )
     parser.add_argument(
         "--backend",
         choices=["tensorflow", "jax"],
         help="Keras backend (default: $KERAS_BACKEND or tensorflow)",
     )
-    if not model_options:
-        return
     parser.add_argument(
-        "--subset",
+        "--verbose",
+        action="store_true",
+        help="let TensorFlow and Keras print their own warnings",
+    )
+    if out is not None:
+        parser.add_argument(
+            "--out", default=out, metavar="DIR", help=f"output folder (default: {out})"
+        )
+    if not model:
+        return
+    from ._classifier import KerasMLPClassifier
+
+    defaults = {**KerasMLPClassifier().get_params(), **_CLI_DEFAULTS}
+    parser.add_argument(
+        "--train-size",
         type=_positive_int,
         metavar="N",
-        help="train on the first N training images only",
+        help="train on the first N training images only (default: all 60,000)",
     )
-    parser.add_argument(
-        "--hidden",
-        type=_positive_int,
-        nargs="+",
-        default=[512, 512],
-        metavar="UNITS",
-        help="units of each hidden layer (default: 512 512)",
-    )
-    parser.add_argument(
-        "--activation", default="relu", help="hidden activation (default: relu)"
-    )
-    parser.add_argument(
-        "--dropout",
-        type=float,
-        nargs="+",
-        default=[0.2],
-        metavar="RATE",
-        help="dropout after each hidden layer, one rate or one per layer "
-        "(default: 0.2)",
-    )
-    parser.add_argument(
-        "--optimizer", default="rmsprop", help="Keras optimizer (default: rmsprop)"
-    )
-    parser.add_argument(
-        "--learning-rate", type=float, help="the optimizer's learning rate"
-    )
-    parser.add_argument(
-        "--epochs", type=_positive_int, default=20, help="epochs (default: 20)"
-    )
-    parser.add_argument(
-        "--batch-size",
-        type=_positive_int,
-        default=128,
-        help="batch size (default: 128)",
-    )
-    parser.add_argument(
-        "--validation-fraction",
-        type=float,
-        default=0.0,
-        help="held-out fraction for validation curves (default: 0)",
-    )
+    for name, (option, reader, text) in _MODEL_OPTIONS.items():
+        parser.add_argument(
+            option,
+            dest=name,
+            type=_reader(reader),
+            default=defaults[name],
+            help=f"{text} (default: {_format_default(defaults[name])})",
+        )
     parser.add_argument(
         "--early-stopping",
         action="store_true",
         help="stop when the monitored score stops improving",
     )
-    parser.add_argument("--random-state", type=int, default=0, help="seed (default: 0)")
+    parser.add_argument(
+        "--random-state",
+        type=int,
+        default=defaults["random_state"],
+        help=f"seed (default: {defaults['random_state']})",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -178,20 +204,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(
         dest="command", required=True, metavar="COMMAND", parser_class=_Parser
     )
-
     train = commands.add_parser(
         "train", help="fit on the training set, report on the test set"
     )
-    _common(train)
-    train.add_argument(
-        "--out",
-        default="sk-mnist-out",
-        metavar="DIR",
-        help="folder for the model, metrics and pictures (default: sk-mnist-out)",
-    )
+    _shared_options(train, out="sk-mnist-out")
 
     search = commands.add_parser("search", help="grid search with cross-validation")
-    _common(search)
+    _shared_options(search, out="sk-mnist-search")
     search.add_argument(
         "--grid",
         type=_grid_entry,
@@ -206,279 +225,174 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument(
         "--n-jobs", type=int, default=1, help="parallel fits (default: 1)"
     )
-    search.add_argument(
-        "--out",
-        default="sk-mnist-search",
-        metavar="DIR",
-        help="folder for the results (default: sk-mnist-search)",
-    )
 
-    evaluate = commands.add_parser(
-        "evaluate", help="re-evaluate a saved model on the test set"
-    )
-    evaluate.add_argument(
-        "model", metavar="DIR", help="a folder written by train/search, or a model file"
-    )
-    _common(evaluate, model_options=False)
-
-    predict = commands.add_parser("predict", help="classify image files of digits")
-    predict.add_argument(
-        "model", metavar="DIR", help="a folder written by train/search, or a model file"
-    )
-    predict.add_argument(
-        "images", nargs="+", metavar="IMAGE", help="PNG/JPEG files of one digit each"
-    )
-    predict.add_argument(
-        "--backend",
-        choices=["tensorflow", "jax"],
-        help="Keras backend (default: $KERAS_BACKEND or tensorflow)",
-    )
+    for name, text in (
+        ("evaluate", "re-evaluate a saved model on the test set"),
+        ("predict", "classify image files of digits"),
+    ):
+        command = commands.add_parser(name, help=text)
+        command.add_argument(
+            "model",
+            metavar="MODEL",
+            help="a folder written by train/search, or a model file",
+        )
+        if name == "predict":
+            command.add_argument(
+                "images", nargs="+", metavar="IMAGE", help="image files of one digit"
+            )
+        _shared_options(command, model=False)
     return parser
 
 
-# ---------------------------------------------------------------- commands
 def main(argv=None) -> int:
     """Run the ``sk-mnist`` command; return its exit status."""
     args = build_parser().parse_args(argv)
-    # TensorFlow's C++ start-up notes would bury the report; a user's own
-    # setting wins.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if args.backend:
-        if (
-            "keras" in sys.modules
-            and os.environ.get("KERAS_BACKEND", "tensorflow") != args.backend
-        ):
-            print(
-                "sk-mnist: error: Keras is already imported with another backend",
-                file=sys.stderr,
-            )
-            return 1
-        os.environ["KERAS_BACKEND"] = args.backend
-    from .exceptions import DataFileError, DownloadError, UnsafeModelError
-
     try:
-        return {
-            "train": _train,
-            "search": _search,
-            "evaluate": _evaluate,
-            "predict": _predict,
-        }[args.command](args)
-    except (
-        CommandError,
-        DataFileError,
-        DownloadError,
-        UnsafeModelError,
-        FileNotFoundError,
-        PermissionError,
-        ValueError,
-        TypeError,
-    ) as exc:
-        print(f"sk-mnist {args.command}: error: {exc}", file=sys.stderr)
-        return 1
+        _set_up_backend(args)
+        return _COMMANDS[args.command](args)
     except KeyboardInterrupt:
         print(f"sk-mnist {args.command}: interrupted", file=sys.stderr)
         return 130
+    except (CommandError, OSError, ValueError, TrainingDivergedError) as exc:
+        # The errors sk-mnist, scikit-learn and skops document for bad input
+        # and bad data: DataFileError, UnsafeModelError, InvalidParameterError
+        # and NotFittedError are ValueErrors, DownloadError an OSError.
+        print(f"sk-mnist {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        return 1
 
 
-def _load_data(args, subset):
-    """The images of ``subset``; the training set cut to ``--subset`` images."""
-    from .datasets import fetch_mnist
-
-    X, y = fetch_mnist(subset=subset, path=args.data, return_X_y=True)
-    n = getattr(args, "subset", None) if subset == "train" else None
-    return (X[:n], y[:n]) if n else (X, y)
+def _one_line(exc):
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
-def _pipeline(args, verbose):
-    from sklearn.pipeline import Pipeline
-
-    from ._classifier import KerasMLPClassifier
-    from ._flattener import MNISTFlattener
-
-    dropout = args.dropout[0] if len(args.dropout) == 1 else tuple(args.dropout)
-    return Pipeline(
-        [
-            ("flatten", MNISTFlattener()),
-            (
-                "mlp",
-                KerasMLPClassifier(
-                    hidden_layer_sizes=tuple(args.hidden),
-                    activation=args.activation,
-                    dropout=dropout,
-                    optimizer=args.optimizer,
-                    learning_rate=args.learning_rate,
-                    epochs=args.epochs,
-                    batch_size=args.batch_size,
-                    validation_fraction=args.validation_fraction,
-                    early_stopping=args.early_stopping,
-                    random_state=args.random_state,
-                    verbose=verbose,
-                ),
-            ),
-        ]
-    )
+def _set_up_backend(args):
+    """Choose the Keras backend and, unless --verbose, quiet its own chatter."""
+    if args.backend:
+        if "keras" in sys.modules and os.environ.get("KERAS_BACKEND") != args.backend:
+            raise CommandError("Keras is already imported with another backend")
+        os.environ["KERAS_BACKEND"] = args.backend
+    if args.verbose:
+        return
+    # TensorFlow's C++ notes, its Python logger (the retracing notice) and
+    # the deprecation warnings of the backends' own internals.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    for name in ("tensorflow", "absl", "jax", "h5py"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    for module in ("tensorflow", "keras", "jax", "absl", "google"):
+        warnings.filterwarnings("ignore", module=module)
+    _import_keras_quietly()
 
 
-def _prepare_out(path) -> Path:
-    out = Path(path)
+def _import_keras_quietly():
+    """Start Keras and its backend with file descriptor 2 sent to /dev/null.
+
+    TensorFlow's C++ start-up notes (oneDNN, CUDA drivers) are written by
+    absl to the process's stderr, at import and when the first tensor places
+    its device, whatever TF_CPP_MIN_LOG_LEVEL says; no Python setting reaches
+    them. An import error still raises, after stderr is restored.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
     try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise CommandError(
-            f"cannot create the output folder {out}: {exc.strerror}"
-        ) from None
-    return out
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            import keras
 
-
-def _report(pipe, X_test, y_test):
-    """Accuracy, log loss and the classification report on the test set."""
-    from sklearn.metrics import accuracy_score, classification_report, log_loss
-
-    proba = pipe.predict_proba(X_test)
-    classes = pipe.classes_
-    predicted = classes[proba.argmax(axis=1)]
-    metrics = {
-        "test_accuracy": float(accuracy_score(y_test, predicted)),
-        "test_loss": float(log_loss(y_test, proba, labels=classes)),
-        "n_test": int(len(y_test)),
-    }
-    print(f"Test accuracy: {metrics['test_accuracy']:.4f}")
-    print(f"Test loss: {metrics['test_loss']:.4f}")
-    print(classification_report(y_test, predicted, digits=4))
-    return metrics, predicted
-
-
-def _save_pictures(pipe, out, X_test, y_test, predicted):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from sklearn.metrics import ConfusionMatrixDisplay
-
-    from .plotting import DigitGridDisplay, TrainingHistoryDisplay
-
-    written = []
-    curves = TrainingHistoryDisplay.from_estimator(pipe)
-    curves.figure_.savefig(out / "training_curves.png", dpi=100)
-    written.append("training_curves.png")
-    matrix = ConfusionMatrixDisplay.from_predictions(y_test, predicted, colorbar=False)
-    matrix.figure_.savefig(out / "confusion_matrix.png", dpi=100)
-    written.append("confusion_matrix.png")
-    if (predicted != y_test).any():
-        grid = DigitGridDisplay.from_estimator(
-            pipe,
-            X_test,
-            y_test,
-            n_images=9,
-            only_errors=True,
-            show_proba=True,
-            random_state=0,
-        )
-        grid.figure_.savefig(out / "misclassified.png", dpi=100)
-        written.append("misclassified.png")
-    plt.close("all")
-    return written
+            keras.ops.zeros(1)  # places the device
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _train(args):
-    import numpy as np
+    from .exceptions import FitInterruptedWarning
 
-    from ._persistence import save
-
-    out = _prepare_out(args.out)
+    pipe = _pipeline(args, verbose=1 if sys.stdout.isatty() else 2)
+    out = _check_out(args.out, _OUTPUTS["train"])
     X, y = _load_data(args, "train")
     X_test, y_test = _load_data(args, "test")
-    verbose = 1 if sys.stdout.isatty() else 2
-    pipe = _pipeline(args, verbose)
-    print(pipe[-1].summary(n_features=X.shape[1], n_classes=len(np.unique(y))))
+    print(pipe[-1].summary(n_features=784, n_classes=10))
     print(
         f"Training on {len(X)} images for up to {args.epochs} epochs "
         f"(backend: {_backend()})",
         flush=True,
     )
     start = time.perf_counter()
-    pipe.fit(X, y)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", FitInterruptedWarning)
+        pipe.fit(X, y)
+    interrupted = False
+    for warning in caught:
+        if issubclass(warning.category, FitInterruptedWarning):
+            interrupted = True
+        else:  # show the others (ConvergenceWarning) as they would have been
+            warnings.warn_explicit(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
     seconds = time.perf_counter() - start
     metrics, predicted = _report(pipe, X_test, y_test)
-    mlp = pipe[-1]
     metrics.update(
-        n_train=int(len(X)),
-        epochs_trained=int(mlp.n_iter_),
+        n_train=len(X),
+        epochs_trained=int(pipe[-1].n_iter_),
+        interrupted=interrupted,
         fit_seconds=round(seconds, 2),
         backend=_backend(),
-        params=_plain_params(mlp),
+        params=_json_params(pipe[-1]),
+        command=_command_line(),
     )
-    save(pipe, out / MODEL_FILE)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    _write_history(mlp.history_, out / "history.csv")
+    out.mkdir(parents=True, exist_ok=True)
+    _write_model(pipe, out)
+    _write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    _write_text(out / "history.csv", _history_csv(pipe[-1].history_))
     pictures = _save_pictures(pipe, out, X_test, y_test, predicted)
-    print(
-        f"Wrote {MODEL_FILE}, metrics.json, history.csv, {', '.join(pictures)} to {out}"
+    _write_text(
+        out / CARD_FILE, _model_card(pipe, metrics, y_test, predicted, pictures)
     )
+    written = [MODEL_FILE, "metrics.json", "history.csv", *pictures, CARD_FILE]
+    print(f"Wrote {', '.join(written)} to {out}")
+    if interrupted:
+        print(
+            f"sk-mnist train: interrupted after {metrics['epochs_trained']} epochs; "
+            f"the files in {out} hold the model as it was then",
+            file=sys.stderr,
+        )
+        return 130
     return 0
 
 
 def _search(args):
-    import matplotlib
+    from sklearn.model_selection import GridSearchCV, ParameterGrid
 
-    matplotlib.use("Agg")
-    import pandas as pd
-    from sklearn.model_selection import GridSearchCV
-
-    from ._persistence import save
-    from .plotting import SearchResultsDisplay
-
-    out = _prepare_out(args.out)
+    grid = _grid(args)
+    pipe = _pipeline(args, verbose=0)
+    for candidate in ParameterGrid(grid):
+        _check_estimator(pipe.set_params(**candidate)[-1], f"grid value {candidate}")
+    out = _check_out(args.out, _OUTPUTS["search"])
     X, y = _load_data(args, "train")
-    grid = dict(args.grid)
     search = GridSearchCV(
-        _pipeline(args, verbose=0), grid, cv=args.cv, n_jobs=args.n_jobs
+        _pipeline(args, verbose=0),
+        grid,
+        cv=args.cv,
+        n_jobs=args.n_jobs,
+        error_score="raise",
     )
-    n_candidates = 1
-    for values in grid.values():
-        n_candidates *= len(values)
     print(
-        f"Searching {n_candidates} candidates x {args.cv} folds on {len(X)} images "
-        f"(backend: {_backend()})",
+        f"Searching {len(ParameterGrid(grid))} candidates x {args.cv} folds on "
+        f"{len(X)} images (backend: {_backend()})",
         flush=True,
     )
     search.fit(X, y)
-    results = pd.DataFrame(search.cv_results_)
-    table = results[
-        [
-            "rank_test_score",
-            "mean_test_score",
-            "std_test_score",
-            "mean_fit_time",
-            "params",
-        ]
-    ].sort_values("rank_test_score")
-    table["params"] = table["params"].map(
-        lambda p: ", ".join(f"{k.removeprefix('mlp__')}={v}" for k, v in p.items())
-    )
+    table = _ranked_table(search.cv_results_)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-    results.to_csv(out / "cv_results.csv", index=False)
-    param = next(iter(grid)) if len(grid) == 1 else None
-    SearchResultsDisplay.from_search(search, param=param).figure_.savefig(
-        out / "search_results.png", dpi=100
-    )
-    save(search.best_estimator_, out / MODEL_FILE)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_model(search.best_estimator_, out)
+    _write_text(out / "cv_results.csv", _frame(search.cv_results_).to_csv(index=False))
+    _save_search_plot(search, grid, out)
     X_test, y_test = _load_data(args, "test")
     print(f"Best: {search.best_params_} (mean CV accuracy {search.best_score_:.4f})")
     print(f"Best pipeline's test accuracy: {search.score(X_test, y_test):.4f}")
-    print(f"Wrote cv_results.csv, search_results.png, {MODEL_FILE} to {out}")
+    print(f"Wrote {', '.join(_OUTPUTS['search'])} to {out}")
     return 0
-
-
-def _model_path(text) -> Path:
-    path = Path(text)
-    if path.is_dir():
-        path = path / MODEL_FILE
-    if not path.is_file():
-        raise CommandError(
-            f"{path}: no saved model (run `sk-mnist train --out DIR` first)"
-        )
-    return path
 
 
 def _evaluate(args):
@@ -505,29 +419,308 @@ def _predict(args):
     return 0
 
 
-# ------------------------------------------------------------------ helpers
+_COMMANDS = {
+    "train": _train,
+    "search": _search,
+    "evaluate": _evaluate,
+    "predict": _predict,
+}
+
+
+def _pipeline(args, verbose):
+    """flattener + classifier from the options, every parameter checked."""
+    from sklearn.pipeline import Pipeline
+
+    from ._classifier import KerasMLPClassifier
+    from ._flattener import MNISTFlattener
+
+    params = {name: getattr(args, name) for name in _MODEL_OPTIONS}
+    clf = KerasMLPClassifier(
+        **params,
+        early_stopping=args.early_stopping,
+        random_state=args.random_state,
+        verbose=verbose,
+    )
+    _check_estimator(clf, "options")
+    return Pipeline([("flatten", MNISTFlattener()), ("mlp", clf)])
+
+
+def _check_estimator(clf, origin):
+    """Validate every parameter of ``clf`` for 784 pixels and 10 digits."""
+    try:
+        clf._validate_params()
+        clf._check_params()
+        clf.summary(n_features=784, n_classes=10)
+    except ValueError as exc:
+        raise CommandError(f"{origin}: {_one_line(exc)}") from None
+
+
+def _grid(args):
+    grid = {}
+    for name, values in args.grid:
+        if f"mlp__{name}" in grid:
+            raise CommandError(f"--grid names {name} twice")
+        grid[f"mlp__{name}"] = values
+    return grid
+
+
+def _check_out(path, names):
+    """The output folder, checked before any work: writable, no output a folder.
+
+    Writing is tried (a temporary file in it), then undone: the folder is
+    created only when there is something to write, so bad options or data
+    leave no empty folder behind.
+    """
+    out = Path(path)
+    for name in names:
+        if (out / name).is_dir():
+            raise CommandError(f"--out {out}: {out / name} is a folder")
+    missing = [p for p in (out, *out.parents) if not p.exists()]
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=out).close()
+    except OSError as exc:
+        raise CommandError(
+            f"--out {out}: cannot write there ({exc.strerror})"
+        ) from None
+    finally:
+        for folder in missing:  # deepest first
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+    return out
+
+
+def _load_data(args, part):
+    """The images of ``part``; the training set cut to ``--train-size`` images."""
+    from .datasets import fetch_mnist
+
+    X, y = fetch_mnist(subset=part, path=args.data, return_X_y=True)
+    n = getattr(args, "train_size", None) if part == "train" else None
+    return (X[:n], y[:n]) if n else (X, y)
+
+
+def _report(pipe, X_test, y_test):
+    """Accuracy, log loss and the classification report on the test set."""
+    from sklearn.metrics import accuracy_score, classification_report, log_loss
+
+    proba = pipe.predict_proba(X_test)
+    predicted = pipe.classes_[proba.argmax(axis=1)]
+    metrics = {
+        "test_accuracy": float(accuracy_score(y_test, predicted)),
+        "test_loss": float(log_loss(y_test, proba, labels=pipe.classes_)),
+        "n_test": len(y_test),
+    }
+    print(f"Test accuracy: {metrics['test_accuracy']:.4f}")
+    print(f"Test loss: {metrics['test_loss']:.4f}")
+    print(classification_report(y_test, predicted, digits=4))
+    return metrics, predicted
+
+
+def _write_model(estimator, out):
+    from ._persistence import save
+
+    save(estimator, out / MODEL_FILE)
+
+
+def _write_text(path, text):
+    from ._utils._files import atomic_write
+
+    with atomic_write(path, "w") as file:
+        file.write(text)
+
+
+def _save_figure(figure, path):
+    from ._utils._files import atomic_write
+
+    with atomic_write(path) as file:
+        figure.savefig(file, format="png", dpi=100)
+
+
+def _save_pictures(pipe, out, X_test, y_test, predicted):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    from .plotting import DigitGridDisplay, TrainingHistoryDisplay
+
+    figures = {
+        "training_curves.png": TrainingHistoryDisplay.from_estimator(pipe).figure_,
+        "confusion_matrix.png": ConfusionMatrixDisplay.from_predictions(
+            y_test, predicted, colorbar=False
+        ).figure_,
+    }
+    if (predicted != y_test).any():
+        figures["misclassified.png"] = DigitGridDisplay.from_estimator(
+            pipe,
+            X_test,
+            y_test,
+            n_images=9,
+            only_errors=True,
+            show_proba=True,
+            random_state=0,
+        ).figure_
+    for name, figure in figures.items():
+        _save_figure(figure, out / name)
+    plt.close("all")
+    return list(figures)
+
+
+def _save_search_plot(search, grid, out):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .plotting import SearchResultsDisplay
+
+    param = next(iter(grid)) if len(grid) == 1 else None
+    _save_figure(
+        SearchResultsDisplay.from_search(search, param=param).figure_,
+        out / "search_results.png",
+    )
+    plt.close("all")
+
+
+def _model_card(pipe, metrics, y_test, predicted, pictures):
+    """A skops model card: parameters, data, metrics, pictures, provenance."""
+    import pandas as pd
+    from sklearn.metrics import classification_report
+    from skops import card
+
+    model_card = card.Card(pipe, template=None)
+    state = (
+        f"Training was interrupted after {metrics['epochs_trained']} epochs."
+        if metrics["interrupted"]
+        else f"Trained for {metrics['epochs_trained']} epochs."
+    )
+    report = classification_report(y_test, predicted, digits=4, output_dict=True)
+    model_card.add(
+        **{
+            "Model description": (
+                "The classic Keras Dense/Dropout MNIST network, as an "
+                "sk-mnist pipeline (`MNISTFlattener` + `KerasMLPClassifier`). " + state
+            ),
+            "Training data": (
+                f"The first {metrics['n_train']} of MNIST's 60,000 training "
+                f"images (Y. LeCun, C. Cortes, C. J. C. Burges; CC BY-SA 3.0)."
+            ),
+            "Evaluation data": f"MNIST's {metrics['n_test']} test images.",
+            "How it was made": (
+                f"`{metrics['command']}` on the {metrics['backend']} backend, in "
+                f"{metrics['fit_seconds']} s."
+            ),
+            "How to load it": (
+                '```python\nimport sk_mnist\n\npipe = sk_mnist.load("model.skops")\n'
+                '```\n\nor `skops.io.load("model.skops", trusted=[...])` naming '
+                f"{', '.join(f'`{t}`' for t in _trusted())}."
+            ),
+        }
+    )
+    model_card.add_metrics(
+        description="On the test images.",
+        accuracy=round(metrics["test_accuracy"], 4),
+        log_loss=round(metrics["test_loss"], 4),
+    )
+    params = metrics["params"]
+    model_card.add_table(
+        **{
+            "Hyperparameters": {
+                "parameter": list(params),
+                "value": [json.dumps(value) for value in params.values()],
+            },
+            "Versions": _versions(),
+            "Classification report": pd.DataFrame(report)
+            .T.round(4)
+            .reset_index(names="class"),
+        }
+    )
+    for name in pictures:
+        title = name.removesuffix(".png").replace("_", " ").capitalize()
+        model_card.add_plot(alt_text=title, **{title: name})
+    return model_card.render()
+
+
+def _versions():
+    from importlib.metadata import version
+
+    import keras
+
+    from ._version import __version__
+
+    backend = keras.backend.backend()
+    names = ["sk-mnist", "scikit-learn", "keras", backend, "skops"]
+    found = [__version__, *(version(n) for n in names[1:])]
+    return {"package": names, "version": found}
+
+
+def _trusted():
+    from ._persistence import TRUSTED_TYPES
+
+    return TRUSTED_TYPES
+
+
+def _model_path(text) -> Path:
+    path = Path(text)
+    if path.is_dir():
+        path = path / MODEL_FILE
+    if not path.exists():
+        raise CommandError(
+            f"{path}: no saved model (run `sk-mnist train --out DIR` first)"
+        )
+    return path
+
+
 def _backend() -> str:
     import keras
 
     return keras.backend.backend()
 
 
-def _plain_params(estimator) -> dict:
+def _json_params(estimator) -> dict:
+    """The estimator's parameters as JSON: tuples as lists, objects by name."""
     params = {}
     for key, value in estimator.get_params(deep=False).items():
         if isinstance(value, tuple):
             value = list(value)
-        if value is None or isinstance(value, bool | int | float | str | list):
-            params[key] = value
+        if not (value is None or isinstance(value, bool | int | float | str | list)):
+            value = type(value).__name__
+        params[key] = value
     return params
 
 
-def _write_history(history, path):
+def _command_line():
+    return shlex.join(["sk-mnist", *sys.argv[1:]])
+
+
+def _history_csv(history):
     import pandas as pd
 
     frame = pd.DataFrame(history)
     frame.index = pd.RangeIndex(1, len(frame) + 1, name="epoch")
-    frame.to_csv(path)
+    return frame.to_csv()
+
+
+def _frame(results):
+    import pandas as pd
+
+    return pd.DataFrame(results)
+
+
+def _ranked_table(results):
+    columns = [
+        "rank_test_score",
+        "mean_test_score",
+        "std_test_score",
+        "mean_fit_time",
+        "params",
+    ]
+    table = _frame(results)[columns].sort_values("rank_test_score")
+    table["params"] = table["params"].map(
+        lambda p: ", ".join(f"{k.removeprefix('mlp__')}={v}" for k, v in p.items())
+    )
+    return table
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -22,7 +22,6 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 from sklearn.exceptions import NotFittedError
-from sklearn.linear_model import LogisticRegression
 
 from sk_mnist import KerasMLPClassifier, MNISTFlattener, fetch_mnist, load, save
 from sk_mnist.exceptions import DataFileError, TrainingDivergedError, UnsafeModelError
@@ -124,17 +123,18 @@ def clf_then_predict(X):
 def saved_model(tmp, edit=None):
     if "clf" not in _FITTED:
         _FITTED["clf"] = fitted_clf()
-    path = save(_FITTED["clf"], tmp / "model.skmnist")
+    path = save(_FITTED["clf"], tmp / "model.skops")
     if edit is not None:
         edit(path)
     return (path,)
 
 
-def edit_manifest(old, new):
+def edit_schema(old, new):
     def edit(path):
         with zipfile.ZipFile(path) as src:
             members = {i.filename: src.read(i) for i in src.infolist()}
-        members["estimator.json"] = members["estimator.json"].replace(old, new)
+        assert old in members["schema.json"]
+        members["schema.json"] = members["schema.json"].replace(old, new)
         with zipfile.ZipFile(path, "w") as dst:
             for name, data in members.items():
                 dst.writestr(name, data)
@@ -144,7 +144,7 @@ def edit_manifest(old, new):
 
 def write(content):
     def make(tmp):
-        path = tmp / "file.skmnist"
+        path = tmp / "file.skops"
         path.write_bytes(content)
         return (path,)
 
@@ -181,7 +181,7 @@ CASES = [
         DataFileError,
         "no such file",
     ),
-    Case("fetch-text-file", write(b"hello"), fetch, DataFileError, "file.skmnist"),
+    Case("fetch-text-file", write(b"hello"), fetch, DataFileError, "file.skops"),
     Case(
         "fetch-truncated-npz",
         lambda t: _truncate(npz(t)[0]),
@@ -514,48 +514,54 @@ CASES = [
         lambda t: _truncate(saved_model(t)[0]),
         load,
         UnsafeModelError,
-        "model.skmnist",
+        "model.skops",
     ),
     Case(
-        "load-zip-without-manifest",
+        "load-zip-without-schema",
         lambda t: _zip(t, {"other.txt": b"x"}),
         load,
         UnsafeModelError,
-        "no estimator.json",
+        "no schema.json",
     ),
     Case(
         "load-foreign-class",
         lambda t: saved_model(
-            t, edit_manifest(b'"KerasMLPClassifier"', b'"subprocess.Popen"')
+            t,
+            edit_schema(
+                b'"__class__": "KerasMLPClassifier",\n  "__module__": "sk_mnist._classifier"',
+                b'"__class__": "Popen",\n  "__module__": "subprocess"',
+            ),
         ),
         load,
         UnsafeModelError,
-        "refusing to build 'subprocess.Popen'",
+        r"not trusted: \['subprocess.Popen'\]",
     ),
     Case(
-        "load-bad-dtype",
-        lambda t: saved_model(t, edit_manifest(b'"dtype": "<i8"', b'"dtype": "|V8"')),
+        "load-unknown-loader",
+        lambda t: saved_model(
+            t, edit_schema(b'"__loader__": "ObjectNode"', b'"__loader__": "EvalNode"')
+        ),
         load,
         UnsafeModelError,
-        "not allowed|damaged",
+        "damaged or was edited",
     ),
     Case(
         "load-missing",
-        lambda t: (t / "absent.skmnist",),
+        lambda t: (t / "absent.skops",),
         load,
         FileNotFoundError,
         "no such model file",
     ),
     Case(
-        "save-foreign",
-        lambda t: (LogisticRegression(), t / "x.skmnist"),
+        "save-into-a-folder",
+        lambda t: (fitted_clf(), t),
         save,
-        TypeError,
-        "LogisticRegression",
+        IsADirectoryError,
+        "is a directory",
     ),
     Case(
         "save-unfitted",
-        lambda t: (KerasMLPClassifier(), t / "x.skmnist"),
+        lambda t: (KerasMLPClassifier(), t / "x.skops"),
         save,
         NotFittedError,
         "not fitted",
@@ -570,7 +576,7 @@ def _truncate(path):
 
 
 def _zip(tmp, members):
-    path = tmp / "foreign.skmnist"
+    path = tmp / "foreign.skops"
     with zipfile.ZipFile(path, "w") as archive:
         for name, data in members.items():
             archive.writestr(name, data)
