@@ -281,14 +281,16 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         with _restored_on_error(self, ("n_features_in_", "feature_names_in_")):
             hidden, _ = self._check_params()
             if incremental:
-                self._check_same_network()
+                _check_unchanged(self)
             X, y = validate_data(
                 self, X, y, reset=not incremental, dtype=np.float32, order="C"
             )
             check_classification_targets(y)
             classes = _check_labels(y, classes, incremental)
             encoded = np.searchsorted(classes, y)
-            weights = self._sample_weights(X, y, encoded, classes, sample_weight)
+            weights = _sample_weights(
+                sample_weight, self.class_weight, X, y, encoded, classes
+            )
             rng = self._rng if incremental else check_random_state(self.random_state)
             split_seed, shuffle_seed = rng.randint(_SEED_MAX, size=2)
             if incremental:
@@ -299,9 +301,12 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
                     self._build_network(X.shape[1], len(classes), seeds),
                     {},
                 )
-            result = self._train(
+            result = _train(
+                self,
                 model,
-                *self._split(X, encoded, weights, split_seed),
+                *_validation_split(
+                    self.validation_fraction, X, encoded, weights, split_seed
+                ),
                 n_classes=len(classes),
                 epochs=self.epochs if epochs is None else epochs,
                 initial_epoch=len(history.get("loss", [])),
@@ -336,7 +341,7 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         """The compiled network these parameters describe."""
         from ._keras import network
 
-        hidden, rates = self._check_architecture()
+        hidden, rates = _check_layers(self.hidden_layer_sizes, self.dropout)
         _check_network_size(n_features, hidden, n_classes)
         return network.build_network(
             n_features,
@@ -357,180 +362,10 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         """
         from ._keras import network
 
-        hidden, rates = self._check_architecture()
+        hidden, rates = _check_layers(self.hidden_layer_sizes, self.dropout)
         network.check_activation(self.activation)
         network.make_optimizer(self.optimizer, self.learning_rate)
         return hidden, rates
-
-    def _check_same_network(self):
-        """Refuse to continue a network that the parameters no longer describe.
-
-        ``warm_start`` and :meth:`partial_fit` train the fitted ``model_``; a
-        parameter changed since (``set_params``) would otherwise be reported
-        by ``get_params`` but silently not used.
-        """
-        from ._keras import network
-
-        hidden, rates = self._check_architecture()
-        built = network.describe(self.model_)
-        wanted = {
-            "hidden_layer_sizes": hidden,
-            "dropout": rates,
-            "activation": network.activation_name(self.activation),
-            "optimizer": type(network.make_optimizer(self.optimizer)).__name__,
-        }
-        if self.learning_rate is not None:
-            wanted["learning_rate"] = float(np.float32(self.learning_rate))
-        for name, value in wanted.items():
-            if built[name] != value:
-                raise ValueError(
-                    f"{name} was changed since the network was built "
-                    f"({built[name]!r} in the fitted network, {value!r} now), but "
-                    f"warm_start and partial_fit continue the fitted network. Set "
-                    f"warm_start=False (or fit a new estimator) to build a new one."
-                )
-
-    def _check_architecture(self):
-        """Validate the layer sizes and dropout rates; return them as tuples."""
-        sizes = self.hidden_layer_sizes
-        sizes = (sizes,) if np.isscalar(sizes) else tuple(sizes)
-        if not sizes or not all(
-            isinstance(s, Integral) and not isinstance(s, bool) and s > 0 for s in sizes
-        ):
-            raise ValueError(
-                f"hidden_layer_sizes must be positive integers, got "
-                f"{self.hidden_layer_sizes!r}."
-            )
-        rates = self.dropout
-        if np.isscalar(rates):
-            rates = (rates,) * len(sizes)
-        rates = tuple(rates)
-        if len(rates) != len(sizes):
-            raise ValueError(
-                f"dropout must be one float or one per hidden layer "
-                f"({len(sizes)}), got {self.dropout!r}."
-            )
-        if not all(isinstance(r, Real) and 0 <= r < 1 for r in rates):
-            raise ValueError(f"dropout rates must be in [0, 1), got {self.dropout!r}.")
-        return tuple(int(s) for s in sizes), tuple(float(r) for r in rates)
-
-    def _sample_weights(self, X, y, encoded, classes, sample_weight):
-        """Combine ``sample_weight`` and ``class_weight``; None when unweighted."""
-        if sample_weight is None and self.class_weight is None:
-            return None
-        weights = _check_sample_weight(
-            sample_weight, X, dtype=np.float32, ensure_non_negative=True
-        )
-        if self.class_weight is not None:
-            if isinstance(self.class_weight, dict):
-                unknown = set(self.class_weight) - set(classes.tolist())
-                if unknown:
-                    raise ValueError(
-                        f"class_weight has keys {sorted(unknown, key=str)} that are "
-                        f"not classes of y {classes.tolist()}."
-                    )
-                negative = {k: v for k, v in self.class_weight.items() if v < 0}
-                if negative:
-                    raise ValueError(
-                        f"class_weight must be non-negative; got {negative}."
-                    )
-            per_class = compute_class_weight(
-                self.class_weight, classes=classes, y=y
-            ).astype(np.float32)
-            weights = weights * per_class[encoded]
-        return weights
-
-    def _split(self, X, encoded, weights, seed):
-        """Hold out the validation fraction, stratified when possible.
-
-        Returns the training ``(X, encoded, weights)`` and the validation
-        ``(X, encoded)``, or None without validation.
-        """
-        if not self.validation_fraction:
-            return (X, encoded, weights), None
-        n_valid = math.ceil(self.validation_fraction * len(X))
-        if n_valid >= len(X):
-            raise ValueError(
-                f"validation_fraction={self.validation_fraction} leaves no "
-                f"training samples out of {len(X)}."
-            )
-        counts = np.bincount(encoded)
-        stratify = (
-            encoded
-            if counts[counts > 0].min() >= 2 and n_valid >= np.count_nonzero(counts)
-            else None
-        )
-        train_idx, valid_idx = train_test_split(
-            np.arange(len(X)), test_size=n_valid, random_state=seed, stratify=stratify
-        )
-        train_idx.sort()
-        train_weights = None if weights is None else weights[train_idx]
-        return (X[train_idx], encoded[train_idx], train_weights), (
-            X[valid_idx],
-            encoded[valid_idx],
-        )
-
-    def _train(
-        self,
-        model,
-        train,
-        validation,
-        *,
-        n_classes,
-        epochs,
-        initial_epoch,
-        shuffle_seed,
-    ):
-        """Hand the engine one-hot targets and plain parameters; warn like sklearn."""
-        from ._keras import training
-
-        X, encoded, weights = train
-        one_hot = np.eye(n_classes, dtype=np.float32)
-        validation_data = (
-            None if validation is None else (validation[0], one_hot[validation[1]])
-        )
-        early_stopping = (
-            training.EarlyStopping(min_delta=self.tol, patience=self.n_iter_no_change)
-            if self.early_stopping
-            else None
-        )
-        try:
-            result = training.train(
-                model,
-                X,
-                one_hot[encoded],
-                weights,
-                validation_data=validation_data,
-                epochs=epochs,
-                initial_epoch=initial_epoch,
-                # Like MLPClassifier, at most one batch of all samples (a huge
-                # batch_size would overflow the backend's shape arithmetic).
-                batch_size=min(self.batch_size, len(X)),
-                shuffle_rng=np.random.default_rng(shuffle_seed)
-                if self.shuffle
-                else None,
-                early_stopping=early_stopping,
-                callbacks=self.callbacks or (),
-                verbose=self.verbose,
-            )
-        except TrainingDivergedError as exc:
-            raise TrainingDivergedError(
-                f"{exc}; try a lower learning_rate (got {self.learning_rate!r}) or "
-                f"scaling the features to [0, 1] with MNISTFlattener."
-            ) from None
-        if (
-            self.early_stopping
-            and not result.stopped_early
-            and (result.interrupted_epoch is None)
-        ):
-            warnings.warn(
-                f"KerasMLPClassifier stopped after the maximum of {epochs} epochs "
-                f"while {training.monitored_metric(validation is not None)} was "
-                f"still improving; increase epochs.",
-                ConvergenceWarning,
-                stacklevel=5,
-            )
-        return result
 
     def predict_proba(self, X):
         """Probability of each class, from the softmax output.
@@ -661,6 +496,159 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         tags.input_tags.allow_nan = False
         tags.classifier_tags.multi_label = False
         return tags
+
+
+def _check_layers(hidden_layer_sizes, dropout):
+    """Validate the layer sizes and dropout rates; return them as tuples."""
+    sizes = hidden_layer_sizes
+    sizes = (sizes,) if np.isscalar(sizes) else tuple(sizes)
+    if not sizes or not all(
+        isinstance(s, Integral) and not isinstance(s, bool) and s > 0 for s in sizes
+    ):
+        raise ValueError(
+            f"hidden_layer_sizes must be positive integers, got {hidden_layer_sizes!r}."
+        )
+    rates = dropout
+    if np.isscalar(rates):
+        rates = (rates,) * len(sizes)
+    rates = tuple(rates)
+    if len(rates) != len(sizes):
+        raise ValueError(
+            f"dropout must be one float or one per hidden layer "
+            f"({len(sizes)}), got {dropout!r}."
+        )
+    if not all(isinstance(r, Real) and 0 <= r < 1 for r in rates):
+        raise ValueError(f"dropout rates must be in [0, 1), got {dropout!r}.")
+    return tuple(int(s) for s in sizes), tuple(float(r) for r in rates)
+
+
+def _check_unchanged(clf):
+    """Refuse to continue a network that ``clf``'s parameters no longer describe.
+
+    ``warm_start`` and :meth:`partial_fit` train the fitted ``model_``; a
+    parameter changed since (``set_params``) would otherwise be reported
+    by ``get_params`` but silently not used.
+    """
+    from ._keras import network
+
+    hidden, rates = _check_layers(clf.hidden_layer_sizes, clf.dropout)
+    built = network.describe(clf.model_)
+    wanted = {
+        "hidden_layer_sizes": hidden,
+        "dropout": rates,
+        "activation": network.activation_name(clf.activation),
+        "optimizer": type(network.make_optimizer(clf.optimizer)).__name__,
+    }
+    if clf.learning_rate is not None:
+        wanted["learning_rate"] = float(np.float32(clf.learning_rate))
+    for name, value in wanted.items():
+        if built[name] != value:
+            raise ValueError(
+                f"{name} was changed since the network was built "
+                f"({built[name]!r} in the fitted network, {value!r} now), but "
+                f"warm_start and partial_fit continue the fitted network. Set "
+                f"warm_start=False (or fit a new estimator) to build a new one."
+            )
+
+
+def _sample_weights(sample_weight, class_weight, X, y, encoded, classes):
+    """Combine ``sample_weight`` and ``class_weight``; None when unweighted."""
+    if sample_weight is None and class_weight is None:
+        return None
+    weights = _check_sample_weight(
+        sample_weight, X, dtype=np.float32, ensure_non_negative=True
+    )
+    if class_weight is not None:
+        if isinstance(class_weight, dict):
+            unknown = set(class_weight) - set(classes.tolist())
+            if unknown:
+                raise ValueError(
+                    f"class_weight has keys {sorted(unknown, key=str)} that are "
+                    f"not classes of y {classes.tolist()}."
+                )
+            negative = {k: v for k, v in class_weight.items() if v < 0}
+            if negative:
+                raise ValueError(f"class_weight must be non-negative; got {negative}.")
+        per_class = compute_class_weight(class_weight, classes=classes, y=y).astype(
+            np.float32
+        )
+        weights = weights * per_class[encoded]
+    return weights
+
+
+def _validation_split(fraction, X, encoded, weights, seed):
+    """Hold out ``fraction`` of the samples, stratified when possible.
+
+    Returns the training ``(X, encoded, weights)`` and the validation
+    ``(X, encoded)``, or None without validation.
+    """
+    if not fraction:
+        return (X, encoded, weights), None
+    n_valid = math.ceil(fraction * len(X))
+    if n_valid >= len(X):
+        raise ValueError(
+            f"validation_fraction={fraction} leaves no "
+            f"training samples out of {len(X)}."
+        )
+    counts = np.bincount(encoded)
+    stratify = (
+        encoded
+        if counts[counts > 0].min() >= 2 and n_valid >= np.count_nonzero(counts)
+        else None
+    )
+    train_idx, valid_idx = train_test_split(
+        np.arange(len(X)), test_size=n_valid, random_state=seed, stratify=stratify
+    )
+    train_idx.sort()
+    train_weights = None if weights is None else weights[train_idx]
+    return (X[train_idx], encoded[train_idx], train_weights), (
+        X[valid_idx],
+        encoded[valid_idx],
+    )
+
+
+def _train(
+    clf, model, train, validation, *, n_classes, epochs, initial_epoch, shuffle_seed
+):
+    """Hand the engine ``clf``'s arrays and plain parameters; warn like sklearn."""
+    from ._keras import training
+
+    X, encoded, weights = train
+    try:
+        result = training.train(
+            model,
+            X,
+            encoded,
+            weights,
+            n_classes=n_classes,
+            validation=validation,
+            epochs=epochs,
+            initial_epoch=initial_epoch,
+            # Like MLPClassifier, at most one batch of all samples (a huge
+            # batch_size would overflow the backend's shape arithmetic).
+            batch_size=min(clf.batch_size, len(X)),
+            shuffle_rng=np.random.default_rng(shuffle_seed) if clf.shuffle else None,
+            early_stopping=training.EarlyStopping(clf.tol, clf.n_iter_no_change)
+            if clf.early_stopping
+            else None,
+            callbacks=clf.callbacks or (),
+            verbose=clf.verbose,
+        )
+    except TrainingDivergedError as exc:
+        raise TrainingDivergedError(
+            f"{exc}; try a lower learning_rate (got {clf.learning_rate!r}) or "
+            f"scaling the features to [0, 1] with MNISTFlattener."
+        ) from None
+    ran_to_the_end = not result.stopped_early and result.interrupted_epoch is None
+    if clf.early_stopping and ran_to_the_end:
+        warnings.warn(
+            f"KerasMLPClassifier stopped after the maximum of {epochs} epochs "
+            f"while {training.monitored_metric(validation is not None)} was "
+            f"still improving; increase epochs.",
+            ConvergenceWarning,
+            stacklevel=5,
+        )
+    return result
 
 
 def _check_labels(y, classes, incremental):

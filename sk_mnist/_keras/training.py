@@ -75,10 +75,11 @@ class TrainingResult:
 def train(
     model,
     X,
-    Y,
+    y,
     sample_weight=None,
     *,
-    validation_data=None,
+    n_classes,
+    validation=None,
     epochs,
     initial_epoch=0,
     batch_size,
@@ -87,7 +88,7 @@ def train(
     callbacks=(),
     verbose=0,
 ) -> TrainingResult:
-    """Train ``model`` for ``epochs`` epochs on one-hot targets ``Y``.
+    """Train ``model`` for ``epochs`` epochs on labels encoded as 0..n_classes-1.
 
     Parameters
     ----------
@@ -95,12 +96,14 @@ def train(
         A compiled model; trained in place.
     X : ndarray of shape (n_samples, n_features), float32
         Training inputs.
-    Y : ndarray of shape (n_samples, n_classes), float32
-        One-hot targets.
+    y : ndarray of shape (n_samples,), int
+        Class indices, one-hot encoded here for the cross-entropy.
     sample_weight : ndarray of shape (n_samples,), default=None
         Weight of each sample in the loss.
-    validation_data : tuple of (ndarray, ndarray), default=None
-        Inputs and one-hot targets scored after each epoch.
+    n_classes : int
+        Units of the network's output.
+    validation : tuple of (ndarray, ndarray), default=None
+        Inputs and class indices scored after each epoch.
     epochs : int
         Epochs to train in this call.
     initial_epoch : int, default=0
@@ -126,6 +129,11 @@ def train(
     TrainingDivergedError
         The loss became NaN or infinite; the message names the epoch.
     """
+    one_hot = np.eye(n_classes, dtype=np.float32)
+    Y = one_hot[y]
+    validation_data = (
+        None if validation is None else (validation[0], one_hot[validation[1]])
+    )
     history = keras.callbacks.History()
     callback_list = SpanningCallbackList(
         [
