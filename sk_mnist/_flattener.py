@@ -14,6 +14,8 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from ._utils._pixels import pixel_names, rows_to_images, square_shape
+
 _MAX_PIXEL = 255.0
 
 
@@ -161,7 +163,7 @@ class MNISTFlattener(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=np.float32)
-        return (X * np.float32(self.scale_)).reshape(-1, *self.image_shape_)
+        return rows_to_images(X * np.float32(self.scale_), self.image_shape_)
 
     def get_feature_names_out(self, input_features=None):
         """Output feature names: the input's, else ``pixel1`` .. ``pixelN``.
@@ -179,9 +181,7 @@ class MNISTFlattener(TransformerMixin, BaseEstimator):
         check_is_fitted(self, "n_features_in_")
         names = _check_feature_names_in(self, input_features, generate_names=False)
         if names is None:
-            names = np.asarray(
-                [f"pixel{i}" for i in range(1, self.n_features_in_ + 1)], dtype=object
-            )
+            names = np.asarray(pixel_names(self.n_features_in_), dtype=object)
         return names
 
     def __sklearn_tags__(self):
@@ -260,13 +260,13 @@ class MNISTFlattener(TransformerMixin, BaseEstimator):
             return (h, w)
         if seen is not None:
             return seen
-        side = math.isqrt(n_features)
-        if side * side != n_features:
+        shape = square_shape(n_features)
+        if shape is None:
             raise ValueError(
                 f"Cannot infer the image shape from {n_features} flat features: it "
                 "is not a square number. Pass image_shape=(height, width)."
             )
-        return (side, side)
+        return shape
 
     def _resolve_scale(self, X):
         if self.scale is None:

@@ -296,9 +296,9 @@ def _import_keras_quietly():
     try:
         with open(os.devnull, "wb") as devnull:
             os.dup2(devnull.fileno(), 2)
-            import keras
+            from ._keras import network
 
-            keras.ops.zeros(1)  # places the device
+            network.place_device()
     finally:
         os.dup2(saved, 2)
         os.close(saved)
@@ -645,12 +645,9 @@ def _model_card(pipe, metrics, y_test, predicted, pictures):
 def _versions():
     from importlib.metadata import version
 
-    import keras
-
     from ._version import __version__
 
-    backend = keras.backend.backend()
-    names = ["sk-mnist", "scikit-learn", "keras", backend, "skops"]
+    names = ["sk-mnist", "scikit-learn", "keras", _backend(), "skops"]
     found = [__version__, *(version(n) for n in names[1:])]
     return {"package": names, "version": found}
 
@@ -673,9 +670,9 @@ def _model_path(text) -> Path:
 
 
 def _backend() -> str:
-    import keras
+    from ._keras import network
 
-    return keras.backend.backend()
+    return network.backend_name()
 
 
 def _json_params(estimator) -> dict:

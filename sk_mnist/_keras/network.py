@@ -173,6 +173,16 @@ def make_optimizer(optimizer: Any, learning_rate: float | None = None):
     return type(template).from_config(config)
 
 
+def backend_name() -> str:
+    """The Keras backend in use: ``"tensorflow"``, ``"jax"``..."""
+    return keras.backend.backend()
+
+
+def place_device() -> None:
+    """Make the backend choose its device now (its start-up notes come here)."""
+    keras.ops.zeros(1)
+
+
 def describe(model) -> dict:
     """What a network built by :func:`build_network` was built with.
 

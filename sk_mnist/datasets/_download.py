@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 
+from .._utils._files import atomic_write
 from ..exceptions import DataFileError, DownloadError
 from ._readers import check_mnist_arrays, read_npz
 
@@ -70,18 +70,10 @@ def write_cache(folder, arrays):
     cache, never the caller's result.
     """
     folder = Path(folder)
-    tmp_name = None
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(
-            dir=folder, prefix=".mnist-", suffix=".npz.part", delete=False
-        ) as tmp:
-            tmp_name = tmp.name
-            np.savez(tmp, **arrays)
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        os.replace(tmp_name, folder / CACHE_NAME)
-        tmp_name = None
+        with atomic_write(folder / CACHE_NAME) as file:
+            np.savez(file, **arrays)
     except OSError as exc:
         warnings.warn(
             f"Could not write the MNIST cache in {folder} ({exc}); the data are "
@@ -89,10 +81,6 @@ def write_cache(folder, arrays):
             RuntimeWarning,
             stacklevel=3,
         )
-    finally:
-        if tmp_name is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp_name)
 
 
 def download_openml(folder):

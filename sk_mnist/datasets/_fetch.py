@@ -10,17 +10,13 @@ import numpy as np
 from sklearn.utils import Bunch
 from sklearn.utils._param_validation import StrOptions, validate_params
 
+from .._utils._pixels import pixel_names
 from ..exceptions import DataFileError, DownloadError
 from . import _download
 from ._readers import read_local
 
 ENV_VAR = "SK_MNIST_DATA"
 _SUBSET_PARTS = {"train": ("train",), "test": ("test",), "all": ("train", "test")}
-
-
-def feature_names():
-    """OpenML's names of the 784 pixel columns: ``pixel1`` .. ``pixel784``."""
-    return [f"pixel{i}" for i in range(1, 785)]
 
 
 @validate_params(
@@ -131,7 +127,7 @@ def fetch_mnist(
     images = _join([arrays[f"x_{part}"] for part in parts])
     target = _join([arrays[f"y_{part}"] for part in parts])
     data = images.reshape(len(images), -1)
-    names = feature_names()
+    names = pixel_names(784)
     frame = None
     if as_frame:
         import pandas as pd

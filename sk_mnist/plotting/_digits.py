@@ -6,6 +6,7 @@ import numpy as np
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
+from .._utils._pixels import rows_to_images
 from ._base import make_axes
 
 ERROR_COLOR = "tab:red"
@@ -124,7 +125,7 @@ class DigitGridDisplay:
         display : DigitGridDisplay
             The drawn display.
         """
-        images = _as_images(images)
+        images = rows_to_images(images)
         y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
         if not len(images) == len(y_true) == len(y_pred):
             raise ValueError(
@@ -200,26 +201,9 @@ class DigitGridDisplay:
         else:
             chosen = candidates[:n]
         return cls.from_predictions(
-            _as_images(X)[chosen],
+            rows_to_images(X)[chosen],
             y[chosen],
             y_pred[chosen],
             proba=None if proba is None else proba[chosen],
             ax=ax,
         )
-
-
-def _as_images(X):
-    """(n, h, w) images from images, (n, h, w, 1), flat square rows or a frame."""
-    X = np.asarray(X)
-    if X.ndim == 4 and X.shape[-1] == 1:
-        return X[..., 0]
-    if X.ndim == 3:
-        return X
-    if X.ndim == 2:
-        side = int(round(np.sqrt(X.shape[1])))
-        if side * side == X.shape[1]:
-            return X.reshape(len(X), side, side)
-    raise ValueError(
-        f"Expected images (n, h, w) or flat rows of a square number of pixels, "
-        f"got shape {X.shape}."
-    )

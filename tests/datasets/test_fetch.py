@@ -5,7 +5,9 @@ from __future__ import annotations
 import gzip
 import hashlib
 import http.server
+import os
 import struct
+import tempfile
 import threading
 import urllib.error
 from pathlib import Path
@@ -295,14 +297,27 @@ def test_corrupt_cache_is_detected_removed_and_downloaded_again(tmp_path, monkey
 def test_read_only_cache_folder_still_returns_the_data(tmp_path, monkeypatch):
     monkeypatch.setattr("sklearn.datasets.fetch_openml", lambda **kw: openml_bunch())
 
-    def refuse(*args, **kwargs):
-        raise OSError(28, "No space left on device")
+    def refuse(*args, **kwargs):  # what a read-only mount answers, even root
+        raise OSError(30, "Read-only file system")
 
-    monkeypatch.setattr(_download.tempfile, "NamedTemporaryFile", refuse)
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
     with pytest.warns(RuntimeWarning, match="Could not write the MNIST cache"):
         bunch = fetch_mnist(data_home=tmp_path, subset="test")
     assert bunch.data.shape == (10_000, 784)
     assert not (tmp_path / "sk_mnist" / "mnist.npz").exists()
+
+
+def test_a_full_disk_while_caching_leaves_no_partial_file(tmp_path, monkeypatch):
+    monkeypatch.setattr("sklearn.datasets.fetch_openml", lambda **kw: openml_bunch())
+
+    def full(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.warns(RuntimeWarning, match="No space left"):
+        bunch = fetch_mnist(data_home=tmp_path, subset="test")
+    assert bunch.data.shape == (10_000, 784)
+    assert list((tmp_path / "sk_mnist").iterdir()) == []
 
 
 class _Server:
