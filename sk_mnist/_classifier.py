@@ -41,7 +41,7 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
     softmax output, trained with categorical cross-entropy. The defaults are
     the network of the classic Keras MNIST tutorial: 784 -> 512 relu ->
     Dropout 0.2 -> 512 relu -> Dropout 0.2 -> 10 softmax (669,706
-    parameters), RMSprop, batch 128, 20 epochs, about 98.4% test accuracy.
+    parameters), RMSprop, batch 128, 20 epochs.
 
     Parameter names follow :class:`~sklearn.neural_network.MLPClassifier`
     where the two overlap. Keras is imported the first time a network is

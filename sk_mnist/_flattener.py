@@ -273,7 +273,8 @@ class MNISTFlattener(TransformerMixin, BaseEstimator):
             return 1.0
         if self.scale != "auto":
             return float(self.scale)
-        if X.dtype.kind in "iub" or (X.size and X.max() > 1.0):
+        # Booleans are ink or no ink: already 0 and 1.
+        if X.dtype.kind in "iu" or (X.dtype.kind == "f" and X.size and X.max() > 1.0):
             return _MAX_PIXEL
         return 1.0
 
@@ -299,6 +300,12 @@ class MNISTFlattener(TransformerMixin, BaseEstimator):
                 f"pixels must lie in [0, {self.scale_:g}]; got a maximum of "
                 f"{high:g}{hint}. Set scale to the largest possible pixel value, "
                 "or None."
+            )
+        if high / self.scale_ > np.finfo(np.float32).max:
+            raise ValueError(
+                f"Pixel values too large for float32 passed to "
+                f"{type(self).__name__}: got a maximum of {high:g} (float32 ends at "
+                f"{np.finfo(np.float32).max:g}); scale them first or set scale."
             )
 
     def _scaled(self, X):

@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
+from numbers import Integral
+
+from sklearn.utils._param_validation import Interval, StrOptions, validate_params
+
+#: The Keras backends sk-mnist is tested on.
+BACKENDS = ("tensorflow", "jax")
 
 #: Environment each worker process starts with. TensorFlow reads its thread
 #: counts once, at import, so they must be in the environment before the
@@ -11,6 +17,13 @@ import os
 _TF_THREAD_VARIABLES = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
 
 
+@validate_params(
+    {
+        "tf_threads": [Interval(Integral, 1, None, closed="left"), None],
+        "backend": [StrOptions(set(BACKENDS)), None],
+    },
+    prefer_skip_nested_validation=True,
+)
 def worker_environment(
     tf_threads: int | None = None, backend: str | None = None
 ) -> dict:
@@ -24,8 +37,8 @@ def worker_environment(
         that runs a serial search, so that both give identical scores.
         Fewer threads per worker avoid workers competing for cores, but
         floating-point sums then run in another order and scores can differ
-        from a serial run with more threads in the last digits (measured:
-        0.92745 against 0.9271 for one candidate of a 20,000-image search).
+        from a serial run with more threads in the last digits (see
+        ``benchmarks/results/dask.md``).
     backend : str, default=None
         The Keras backend for the workers; ``None`` keeps the caller's
         ``KERAS_BACKEND`` (TensorFlow when unset).
@@ -49,11 +62,7 @@ def worker_environment(
     """
     env = {"TF_CPP_MIN_LOG_LEVEL": "2"}
     if tf_threads is not None:
-        if int(tf_threads) < 1:
-            raise ValueError(
-                f"tf_threads must be a positive integer, got {tf_threads!r}."
-            )
-        env.update({name: str(int(tf_threads)) for name in _TF_THREAD_VARIABLES})
+        env.update({name: str(tf_threads) for name in _TF_THREAD_VARIABLES})
     backend = backend or os.environ.get("KERAS_BACKEND")
     if backend:
         env["KERAS_BACKEND"] = backend
@@ -73,8 +82,9 @@ def local_cluster(
     One process per worker with one Dask thread each (TensorFlow already uses
     every core it is given for one fit), TensorFlow's threads set through the
     environment before import when ``tf_threads`` is given, and a
-    memory limit with room for TensorFlow (about 1 GB per worker once a
-    network is fitted; a 1 GiB limit makes the nanny pause and restart workers).
+    memory limit with room for TensorFlow, whose worker holds far more than
+    the network once it has fitted one (too low a limit makes the nanny pause
+    and restart workers).
 
     Parameters
     ----------

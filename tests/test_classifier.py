@@ -7,6 +7,7 @@ import pickle
 import subprocess
 import sys
 import textwrap
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import joblib
@@ -21,7 +22,7 @@ from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import Pipeline
 
 from sk_mnist import KerasMLPClassifier, MNISTFlattener
-from sk_mnist._keras.network import build_network
+from sk_mnist._keras.network import build_network, describe
 from sk_mnist.exceptions import TrainingDivergedError
 
 FAST = dict(hidden_layer_sizes=(64,), epochs=2, batch_size=64, random_state=0)
@@ -558,3 +559,119 @@ def test_import_does_not_load_tensorflow_or_keras():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+# ------------------------------------------------- careless calls, round two
+def test_partial_fit_refuses_labels_outside_classes_on_the_first_call(small_mnist):
+    X, y, _, _ = small_mnist
+    clf = KerasMLPClassifier(**FAST)
+    with pytest.raises(
+        ValueError,
+        match=r"labels \[1, 2, 3, 4, 5, 6, 7, 8\] that are not in classes \[0, 9\]",
+    ):
+        clf.partial_fit(X, y, classes=[0, 9])
+    assert not hasattr(clf, "classes_")
+    assert not hasattr(clf, "n_features_in_")
+
+
+@pytest.mark.parametrize(
+    ("change", "name"),
+    [
+        ({"hidden_layer_sizes": (32,)}, "hidden_layer_sizes"),
+        ({"dropout": 0.5}, "dropout"),
+        ({"activation": "tanh"}, "activation"),
+        ({"optimizer": "adam"}, "optimizer"),
+        ({"learning_rate": 0.5}, "learning_rate"),
+    ],
+)
+def test_warm_start_refuses_a_network_whose_parameters_changed(
+    small_mnist, change, name
+):
+    X, y, _, _ = small_mnist
+    clf = KerasMLPClassifier(warm_start=True, **FAST).fit(X[:500], y[:500])
+    weights, before = clf.model_.get_weights(), describe(clf.model_)
+    clf.set_params(**change)
+    with pytest.raises(
+        ValueError, match=f"{name} was changed since the network was built"
+    ):
+        clf.fit(X[:500], y[:500])
+    with pytest.raises(ValueError, match=f"{name} was changed"):
+        clf.partial_fit(X[:500], y[:500])
+    assert clf.n_iter_ == FAST["epochs"]
+    for a, b in zip(weights, clf.model_.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    clf.set_params(warm_start=False).fit(X[:500], y[:500])  # builds a new one
+    assert describe(clf.model_)[name] != before[name]
+
+
+def test_negative_sample_or_class_weights_are_refused(small_mnist):
+    X, y, _, _ = small_mnist
+    weight = np.ones(len(y))
+    weight[3] = -1.0
+    with pytest.raises(
+        ValueError, match="Negative values in data passed to `sample_weight`"
+    ):
+        KerasMLPClassifier(**FAST).fit(X, y, sample_weight=weight)
+    with pytest.raises(
+        ValueError, match=r"class_weight must be non-negative; got \{2: -1.0\}"
+    ):
+        KerasMLPClassifier(class_weight={2: -1.0}, **FAST).fit(X, y)
+
+
+def test_a_batch_size_beyond_the_data_is_one_batch(small_mnist):
+    X, y, _, _ = small_mnist
+    huge = KerasMLPClassifier(**{**FAST, "batch_size": 2**63}).fit(X[:300], y[:300])
+    whole = KerasMLPClassifier(**{**FAST, "batch_size": 300}).fit(X[:300], y[:300])
+    np.testing.assert_array_equal(
+        huge.predict_proba(X[:50]), whole.predict_proba(X[:50])
+    )
+
+
+def test_an_optimizer_keras_cannot_build_by_name_is_a_clear_error(small_mnist):
+    X, y, _, _ = small_mnist
+    with pytest.raises(
+        ValueError,
+        match="optimizer must be the name of a Keras optimizer.*'LossScaleOptimizer'",
+    ):
+        KerasMLPClassifier(optimizer="LossScaleOptimizer", **FAST).fit(X, y)
+
+
+def test_a_network_too_large_for_memory_is_refused_before_keras_allocates(small_mnist):
+    X, y, _, _ = small_mnist
+    clf = KerasMLPClassifier(**{**FAST, "hidden_layer_sizes": (2**31 - 1,)})
+    with pytest.raises(
+        ValueError, match=r"hidden_layer_sizes=\(2147483647,\) makes a network of"
+    ):
+        clf.fit(X, y)
+    assert not hasattr(clf, "n_features_in_")
+
+
+def test_predictions_during_a_warm_start_fit_use_whole_fits_and_never_crash(
+    small_mnist,
+):
+    X, y, Xt, _ = small_mnist
+    clf = KerasMLPClassifier(warm_start=True, **{**FAST, "epochs": 1}).fit(X, y)
+    stop = threading.Event()
+    errors, answers = [], []
+
+    def predict():
+        while not stop.is_set():
+            try:
+                answers.append(clf.predict_proba(Xt[:64]))
+            except Exception as exc:  # the assertion below reports them
+                errors.append(repr(exc))
+
+    threads = [threading.Thread(target=predict) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    try:
+        for _ in range(3):
+            clf.fit(X, y)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert errors == []
+    assert len(answers) > 0
+    for proba in answers:
+        np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)

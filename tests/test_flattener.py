@@ -203,3 +203,19 @@ def test_real_openml_shaped_frame_gives_the_same_features(mnist_path):
     np.testing.assert_array_equal(
         MNISTFlattener().fit_transform(frame), MNISTFlattener().fit_transform(images)
     )
+
+
+def test_boolean_images_are_ink_or_no_ink():
+    images = np.zeros((3, 28, 28), dtype=bool)
+    images[:, 10:18, 12:16] = True
+    features = MNISTFlattener().fit_transform(images)
+    assert set(np.unique(features).tolist()) == {0.0, 1.0}
+
+
+def test_values_beyond_float32_are_refused_without_a_scale():
+    X = np.full((2, 784), 1e39)
+    with pytest.raises(ValueError, match=r"too large for float32.*1e\+39"):
+        MNISTFlattener(scale=None).fit(X)
+    flattener = MNISTFlattener(scale=None).fit(np.ones((2, 784)))
+    with pytest.raises(ValueError, match="too large for float32"):
+        flattener.transform(X)

@@ -24,17 +24,26 @@ FREE_INFLATION = 16 * 1024**2
 #: ...and beyond it to at most this multiple of its compressed size. Weights
 #: and JSON compress far less; a decompression bomb far more.
 MAX_RATIO = 100
+#: No deflate stream inflates more than about 1032 times its size: the bound
+#: for data whose arrays may legitimately be mostly zeros.
+DEFLATE_RATIO = 1100
 
 _READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, OSError)
 
 
-def open_zip(data: bytes, origin, *, expected="a zip archive") -> zipfile.ZipFile:
-    """``data`` as a zip archive, every member's declared size checked.
+def open_zip(
+    source, origin, *, expected="a zip archive", max_ratio=MAX_RATIO
+) -> zipfile.ZipFile:
+    """``source`` (bytes or a path) as a zip archive, members' sizes checked.
 
-    ``expected`` describes the file in the error for what is not a zip.
+    ``expected`` describes the file in the error for what is not a zip;
+    ``max_ratio`` bounds how many times its compressed size a member larger
+    than ``FREE_INFLATION`` may inflate to.
     """
+    if isinstance(source, bytes | bytearray):
+        source = io.BytesIO(source)
     try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
+        archive = zipfile.ZipFile(source)
         infos = archive.infolist()
     except (zipfile.BadZipFile, zlib.error, EOFError, ValueError) as exc:
         raise UnsafeModelError(
@@ -45,7 +54,7 @@ def open_zip(data: bytes, origin, *, expected="a zip archive") -> zipfile.ZipFil
             raise UnsafeModelError(
                 f"{origin}: the member {info.filename} is encrypted."
             )
-        allowed = max(FREE_INFLATION, MAX_RATIO * info.compress_size)
+        allowed = max(FREE_INFLATION, max_ratio * info.compress_size)
         if info.file_size > allowed:
             raise UnsafeModelError(
                 f"{origin}: the member {info.filename} would inflate to "
@@ -110,7 +119,8 @@ def check_npy_members(archive: zipfile.ZipFile, origin) -> None:
             ) from None
         if dtype.hasobject:
             raise UnsafeModelError(
-                f"{origin}: {info.filename} holds Python objects; refused."
+                f"{origin}: {info.filename} holds object arrays (Python objects), "
+                f"which are refused."
             )
         declared = math.prod(shape) * dtype.itemsize
         if declared != info.file_size - header_size:

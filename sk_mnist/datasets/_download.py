@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -34,10 +35,19 @@ _OFFLINE_HINT = (
 
 
 def cache_dir(data_home=None):
-    """The folder sk-mnist caches MNIST in, below scikit-learn's data home."""
+    """The folder sk-mnist caches MNIST in, below scikit-learn's data home.
+
+    scikit-learn's ``get_data_home`` creates the data home; where that fails
+    (a file in the way, a read-only mount) the folder is returned all the
+    same, and reading, downloading and writing the cache cope with it.
+    """
     from sklearn.datasets import get_data_home
 
-    return Path(get_data_home(data_home)) / "sk_mnist"
+    try:
+        return Path(get_data_home(data_home)) / "sk_mnist"
+    except OSError:
+        home = data_home or os.environ.get("SCIKIT_LEARN_DATA", "~/scikit_learn_data")
+        return Path(os.path.expanduser(os.fspath(home))) / "sk_mnist"
 
 
 def read_cache(folder, parts):
@@ -165,7 +175,23 @@ def download_keras(folder):
 
 
 def download(source, folder):
-    """Download all of MNIST from ``source`` ("openml" or "keras")."""
-    if source == "openml":
-        return download_openml(folder)
-    return download_keras(folder)
+    """Download all of MNIST from ``source`` ("openml" or "keras").
+
+    The download goes through ``folder`` (where OpenML's files are cached);
+    when that folder cannot be created or written, through a temporary
+    folder instead, with a warning: the data are still returned.
+    """
+    fetch = download_openml if source == "openml" else download_keras
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as exc:
+        warnings.warn(
+            f"Could not write the MNIST cache in {folder} ({exc}); the data are "
+            "returned but will be downloaded again next time.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        with tempfile.TemporaryDirectory(prefix="sk_mnist-") as scratch:
+            return fetch(scratch)
+    return fetch(folder)

@@ -151,9 +151,15 @@ def fetch_mnist(
 
 def _load_arrays(parts, path, source, data_home, download_if_missing):
     """Find the data (local, cache, download); return the arrays and their file."""
+    if path is not None and not os.fspath(path):
+        raise ValueError(
+            "path is empty; give the path of a Keras-layout mnist.npz or of a "
+            f"folder of IDX files, or None to use ${ENV_VAR}, the cache or a "
+            "download."
+        )
     if path is None and os.environ.get(ENV_VAR):
         path = os.environ[ENV_VAR]
-        if not Path(path).exists():
+        if not Path(os.path.expanduser(path)).exists():
             raise DataFileError(
                 f"{ENV_VAR}={path!r} does not exist. Point it at a Keras-layout "
                 "mnist.npz or a folder with the four MNIST IDX files, or unset it."

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import warnings
 
 import numpy as np
 
+from .._utils._files import check_regular_file
 from ..exceptions import DataFileError
 
 _BOX = 20  # MNIST digits fit a 20x20 box centred by mass in 28x28
+#: The largest image read: a 4000x3000 phone photo with room to spare.
+MAX_PIXELS = 25_000_000
 
 
 def read_digit_image(path) -> np.ndarray:
@@ -38,14 +41,30 @@ def read_digit_image(path) -> np.ndarray:
     """
     from PIL import Image, UnidentifiedImageError
 
-    path = Path(path)
     try:
-        with Image.open(path) as image:
-            image.load()
-            gray = np.asarray(image.convert("L"), dtype=np.float32)
-    except FileNotFoundError:
-        raise DataFileError(f"{path}: no such image file.") from None
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        path = check_regular_file(path, what="image file")
+    except (OSError, ValueError) as exc:
+        raise DataFileError(str(exc)) from None
+    too_large = f"{path}: the image is too large to read as a digit"
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns of (and past twice its limit refuses) huge images
+            # at open; the size is checked here against a far lower bound.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                width, height = image.size
+                if width * height > MAX_PIXELS:
+                    raise DataFileError(
+                        f"{too_large} ({width}x{height} pixels; at most "
+                        f"{MAX_PIXELS:,})."
+                    )
+                image.load()
+                gray = _grey(image)
+    except Image.DecompressionBombError as exc:
+        raise DataFileError(f"{too_large} ({exc})") from None
+    except UnidentifiedImageError as exc:
+        raise DataFileError(f"{path}: not a readable image ({exc}).") from None
+    except (OSError, ValueError, SyntaxError) as exc:
         raise DataFileError(f"{path}: not a readable image ({exc}).") from None
     border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
     if border.mean() > 127:
@@ -76,6 +95,19 @@ def read_digit_image(path) -> np.ndarray:
     if canvas.max() > 0:
         canvas *= 255.0 / canvas.max()
     return canvas.round().astype(np.uint8)
+
+
+def _grey(image):
+    """Grey levels of ``image``; for a drawing on a transparent background, its alpha.
+
+    Such a drawing has its ink in the alpha channel, whatever the colour of
+    its strokes: converting it to grey directly can lose the ink entirely.
+    """
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        alpha = np.asarray(image.convert("RGBA").getchannel("A"), dtype=np.float32)
+        if alpha.min() < 255:
+            return alpha
+    return np.asarray(image.convert("L"), dtype=np.float32)
 
 
 def _shift(image, dy, dx):

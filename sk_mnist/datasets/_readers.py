@@ -8,6 +8,7 @@ Both return a dict of the four arrays of Keras's layout (``x_train``, ``y_train`
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import zipfile
 import zlib
@@ -15,7 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..exceptions import DataFileError
+from .._utils import _archives
+from .._utils._files import check_regular_file
+from ..exceptions import DataFileError, UnsafeModelError
 
 IMAGE_SHAPE = (28, 28)
 N_CLASSES = 10
@@ -116,6 +119,8 @@ def read_npz(path, parts=("train", "test")):
     """
     path = Path(path)
     wanted = keys_for(parts)
+    _check_npz_magic(path)
+    _check_npz_sizes(path)
     try:
         with np.load(path, allow_pickle=False) as npz:
             if not isinstance(npz, np.lib.npyio.NpzFile):  # pragma: no cover
@@ -154,6 +159,36 @@ def read_npz(path, parts=("train", "test")):
     return check_mnist_arrays(arrays, str(path))
 
 
+def _check_npz_magic(path):
+    """Name what a file that is neither a zip nor a .npy array is not."""
+    try:
+        with open(path, "rb") as file:
+            magic = file.read(6)
+    except FileNotFoundError:
+        raise DataFileError(f"{path}: no such file.") from None
+    if not (magic.startswith(b"PK") or magic == b"\x93NUMPY"):
+        raise DataFileError(
+            f"{path}: not an .npz archive (it starts with {magic!r}, not a zip "
+            "header); expected a Keras-layout mnist.npz."
+        )
+
+
+def _check_npz_sizes(path):
+    """Refuse members that inflate, or arrays that declare, more than they hold.
+
+    numpy allocates what an array's header declares before reading it.
+    """
+    if not zipfile.is_zipfile(path):
+        return  # np.load says what the file is instead
+    try:
+        with _archives.open_zip(
+            path, path, max_ratio=_archives.DEFLATE_RATIO
+        ) as archive:
+            _archives.check_npy_members(archive, path)
+    except UnsafeModelError as exc:
+        raise DataFileError(str(exc)) from None
+
+
 def _find_idx_file(folder, stem):
     candidates = [stem, stem.replace("-idx", ".idx")]
     for name in candidates:
@@ -170,30 +205,51 @@ def _find_idx_file(folder, stem):
 def read_idx(path, *, ndim):
     """Read one IDX file of unsigned bytes (gzipped or not) into an array.
 
-    The header's sizes are checked against the bytes that follow it, so a
-    lying header gives an error instead of a wrong array or a huge allocation.
+    The header is read first and bounds everything after it: exactly the
+    bytes it declares are read (in chunks, so a lying header allocates
+    nothing), fewer is a truncated file and more is trailing data. A gzipped
+    file may not declare more than deflate can hold for its size.
     """
-    path = Path(path)
+    path = _regular_file(path)
     try:
         with open(path, "rb") as raw:
-            head = raw.read(2)
-        opener = gzip.open if head == _GZIP_MAGIC else open
-        with opener(path, "rb") as f:
-            content = f.read()
+            gzipped = raw.read(2) == _GZIP_MAGIC
+        with (gzip.open if gzipped else open)(path, "rb") as f:
+            shape = _idx_header(f, path, ndim)
+            declared = math.prod(shape)
+            limit = _archives.DEFLATE_RATIO * path.stat().st_size
+            if declared > limit:
+                raise DataFileError(
+                    f"{path}: the IDX header declares shape {shape} ({declared} "
+                    f"bytes), more than a file of {path.stat().st_size} bytes can "
+                    "hold; its header lies."
+                )
+            content = _read_exactly(f, declared)
+            trailing = f.read(1)
     except (OSError, EOFError, zlib.error) as exc:
         raise DataFileError(
             f"{path}: cannot be read ({type(exc).__name__}: {exc}); the file is "
             "corrupt or truncated."
         ) from exc
-    if len(content) < 4:
+    if len(content) != declared or trailing:
+        got = f"{len(content)}" if len(content) != declared else "more"
         raise DataFileError(
-            f"{path}: too short to be an IDX file ({len(content)} bytes)."
+            f"{path}: the IDX header promises shape {shape} ({declared} bytes of "
+            f"data) but the file holds {got}; it is truncated or its header lies."
         )
-    zero0, zero1, dtype_code, file_ndim = content[:4]
+    return np.frombuffer(content, np.uint8).reshape(shape)
+
+
+_CHUNK = 16 * 1024**2
+
+
+def _idx_header(f, path, ndim):
+    head = f.read(4)
+    if len(head) < 4:
+        raise DataFileError(f"{path}: too short to be an IDX file ({len(head)} bytes).")
+    zero0, zero1, dtype_code, file_ndim = head
     if zero0 != 0 or zero1 != 0:
-        raise DataFileError(
-            f"{path}: not an IDX file (magic bytes {content[:4].hex()})."
-        )
+        raise DataFileError(f"{path}: not an IDX file (magic bytes {head.hex()}).")
     if dtype_code != _IDX_UBYTE:
         raise DataFileError(
             f"{path}: IDX data type 0x{dtype_code:02x}; MNIST files hold unsigned "
@@ -203,18 +259,30 @@ def read_idx(path, *, ndim):
         raise DataFileError(
             f"{path}: the IDX header gives {file_ndim} dimensions; expected {ndim}."
         )
-    header_len = 4 + 4 * ndim
-    if len(content) < header_len:
+    dims = f.read(4 * ndim)
+    if len(dims) < 4 * ndim:
         raise DataFileError(f"{path}: the IDX header is truncated.")
-    shape = tuple(int(d) for d in np.frombuffer(content, ">u4", ndim, offset=4))
-    expected = int(np.prod(shape, dtype=np.int64))
-    got = len(content) - header_len
-    if got != expected:
-        raise DataFileError(
-            f"{path}: the IDX header promises shape {shape} ({expected} bytes of "
-            f"data) but the file holds {got}; it is truncated or its header lies."
-        )
-    return np.frombuffer(content, np.uint8, offset=header_len).reshape(shape)
+    return tuple(int(d) for d in np.frombuffer(dims, ">u4"))
+
+
+def _read_exactly(f, n):
+    """Up to ``n`` bytes, read in chunks so that memory follows the content."""
+    chunks, left = [], n
+    while left:
+        chunk = f.read(min(left, _CHUNK))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def _regular_file(path):
+    """``path`` if it is a regular file; a FIFO or device would block or not end."""
+    try:
+        return check_regular_file(path, what="MNIST file")
+    except (OSError, ValueError) as exc:
+        raise DataFileError(str(exc)) from None
 
 
 def read_idx_folder(folder, parts=("train", "test")):
@@ -237,4 +305,4 @@ def read_local(path, parts=("train", "test")):
             f"{path}: no such file or folder. Give a Keras-layout mnist.npz or a "
             "folder holding the four MNIST IDX files."
         )
-    return read_npz(path, parts)
+    return read_npz(_regular_file(path), parts)

@@ -413,3 +413,129 @@ def _leftovers(tmp_path) -> list[str]:
         if folder.exists()
         else []
     )
+
+
+# ---------------------------------------------------- hostile or odd sources
+def _peak_python_allocation(call):
+    """Peak bytes Python and numpy allocated while ``call`` ran (tracemalloc)."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        call()
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak
+
+
+def test_a_gzip_idx_bomb_is_refused_after_reading_what_its_header_declares(
+    tmp_path,
+):
+    arrays = small_arrays()
+    write_idx_folder(tmp_path, arrays, gz=True)
+    header = struct.pack(">BBBB", 0, 0, 8, 3) + struct.pack(">3I", 20, 28, 28)
+    bomb = tmp_path / (IDX_FILES["x_test"] + ".gz")
+    with gzip.open(bomb, "wb", compresslevel=9) as f:
+        f.write(header + arrays["x_test"].tobytes())
+        for _ in range(64):  # 1 GiB of zeros beyond the declared 20 images
+            f.write(bytes(16 * 1024**2))
+    assert bomb.stat().st_size < 2 * 1024**2
+    before = bomb.stat().st_mtime_ns
+
+    def load():
+        with pytest.raises(
+            DataFileError, match="holds more; it is truncated or its header lies"
+        ):
+            fetch_mnist(path=tmp_path, subset="test")
+
+    assert _peak_python_allocation(load) < 50 * 1024**2
+    assert bomb.stat().st_mtime_ns == before
+
+
+def test_an_idx_header_declaring_more_than_the_file_can_hold_is_refused(tmp_path):
+    path = tmp_path / "x.gz"
+    header = struct.pack(">BBBB", 0, 0, 8, 3) + struct.pack(">3I", 2**31, 28, 28)
+    with gzip.open(path, "wb") as f:
+        f.write(header + bytes(100))
+    from sk_mnist.datasets._readers import read_idx
+
+    def load():
+        with pytest.raises(DataFileError, match="more than a file of .* can hold"):
+            read_idx(path, ndim=3)
+
+    assert _peak_python_allocation(load) < 10 * 1024**2
+
+
+def test_a_fifo_as_the_data_path_is_refused_without_blocking(tmp_path):
+    fifo = tmp_path / "mnist.npz"
+    os.mkfifo(fifo)
+    with pytest.raises(DataFileError, match="not a regular file"):
+        fetch_mnist(path=fifo)
+
+
+def test_an_npz_member_declaring_a_huge_array_is_refused_before_allocation(tmp_path):
+    import zipfile
+
+    good = tmp_path / "good.npz"
+    np.savez(good, **small_arrays())
+    header = tmp_path / "h.npy"
+    with open(header, "wb") as f:
+        np.lib.format.write_array_header_1_0(
+            f, {"descr": "|u1", "fortran_order": False, "shape": (10**7, 28, 28)}
+        )
+    bad = tmp_path / "bad.npz"
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(bad, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename == "x_train.npy":
+                data = header.read_bytes() + bytes(100)
+            dst.writestr(item.filename, data)
+
+    def load():
+        with pytest.raises(DataFileError, match=r"declares shape \(10000000, 28, 28\)"):
+            fetch_mnist(path=bad)
+
+    assert _peak_python_allocation(load) < 10 * 1024**2
+
+
+def test_a_tilde_in_the_environment_variable_is_expanded(
+    mnist_path, monkeypatch, tmp_path
+):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "mnist.npz").symlink_to(mnist_path)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("SK_MNIST_DATA", "~/mnist.npz")
+    assert fetch_mnist(subset="test").target[:3].tolist() == [7, 2, 1]
+
+
+def test_an_empty_path_is_refused_instead_of_reading_the_current_folder(
+    mnist_path, monkeypatch
+):
+    monkeypatch.setenv("SK_MNIST_DATA", mnist_path)
+    with pytest.raises(ValueError, match="path is empty"):
+        fetch_mnist(path="")
+
+
+def test_a_data_home_that_is_a_file_warns_and_still_returns_the_data(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setattr("sklearn.datasets.fetch_openml", lambda **kw: openml_bunch())
+    home = tmp_path / "home"
+    home.write_text("a file where the data home should be")
+    with pytest.warns(RuntimeWarning, match="Could not write the MNIST cache"):
+        bunch = fetch_mnist(data_home=home, subset="test")
+    assert bunch.data.shape == (10_000, 784)
+    assert home.read_text() == "a file where the data home should be"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home"]
+
+
+def test_a_garbage_cache_file_is_called_what_it_is(tmp_path, monkeypatch):
+    monkeypatch.setattr("sklearn.datasets.fetch_openml", lambda **kw: openml_bunch())
+    cache = tmp_path / "sk_mnist" / "mnist.npz"
+    cache.parent.mkdir()
+    cache.write_bytes(b"garbage, not an archive")
+    with pytest.warns(RuntimeWarning, match="not an .npz archive") as caught:
+        fetch_mnist(data_home=tmp_path, subset="test")
+    assert not any("pickle" in str(w.message) for w in caught)

@@ -1,0 +1,89 @@
+"""Reading a photo or drawing of one digit: any size, background, transparency."""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sk_mnist.datasets._images import MAX_PIXELS, read_digit_image
+from sk_mnist.exceptions import DataFileError
+
+
+def _digit():
+    """A thick 7 on a dark background, 28x28."""
+    image = np.zeros((28, 28), dtype=np.uint8)
+    image[5:9, 6:22] = 255
+    for row in range(9, 24):
+        image[row, 20 - (row - 9) // 2 : 23 - (row - 9) // 2] = 255
+    return image
+
+
+def test_a_dark_digit_on_light_paper_reads_as_mnist_does(tmp_path):
+    path = tmp_path / "seven.png"
+    Image.fromarray(255 - _digit()).resize((140, 140)).save(path)
+    image = read_digit_image(path)
+    assert image.shape == (28, 28)
+    assert image.dtype == np.uint8
+    assert image[0].max() == 0
+    assert image.max() == 255
+
+
+def test_a_drawing_on_a_transparent_background_uses_its_alpha_as_ink(tmp_path):
+    ink = _digit()
+    for colour in (0, 255):  # black strokes, then white strokes
+        rgba = np.zeros((28, 28, 4), dtype=np.uint8)
+        rgba[..., :3] = colour
+        rgba[..., 3] = ink
+        path = tmp_path / f"drawing-{colour}.png"
+        Image.fromarray(rgba, "RGBA").resize((112, 112)).save(path)
+        opaque = tmp_path / "opaque.png"
+        Image.fromarray(ink).resize((112, 112)).save(opaque)
+        np.testing.assert_array_equal(read_digit_image(path), read_digit_image(opaque))
+
+
+def _png_header_only(path, width, height):
+    """A PNG whose header declares width x height and whose data is tiny."""
+
+    def chunk(kind, data):
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(bytes(1000)))
+        + chunk(b"IEND", b"")
+    )
+    return path
+
+
+@pytest.mark.parametrize("side", [10_000, 20_000])
+def test_a_huge_image_is_refused_from_its_header(tmp_path, side):
+    path = _png_header_only(tmp_path / "huge.png", side, side)
+    with pytest.raises(DataFileError, match="too large to read as a digit"):
+        read_digit_image(path)
+    assert side * side > MAX_PIXELS
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: p.write_text("not an image"), "not a readable image"),
+        (lambda p: os.mkfifo(p), "not a regular file"),
+        (lambda p: p.mkdir(), "is a folder"),
+        (lambda p: None, "no such image file"),
+        (lambda p: Image.new("L", (50, 50), 255).save(p, "PNG"), "blank"),
+    ],
+    ids=["text", "fifo", "folder", "missing", "blank"],
+)
+def test_what_is_not_a_digit_image_is_a_clear_error(tmp_path, make, message):
+    path = tmp_path / "digit.png"
+    make(path)
+    with pytest.raises(DataFileError, match=message):
+        read_digit_image(path)
