@@ -229,16 +229,29 @@ def build_parser() -> argparse.ArgumentParser:
     for name, text in (
         ("evaluate", "re-evaluate a saved model on the test set"),
         ("predict", "classify image files of digits"),
+        ("export", "export a saved model for serving"),
     ):
         command = commands.add_parser(name, help=text)
         command.add_argument(
             "model",
             metavar="MODEL",
-            help="a folder written by train/search, or a model file",
+            help="a folder written by train/search, or a model file"
+            + (
+                " (.skops, or .onnx to run it with onnxruntime alone)"
+                if name == "predict"
+                else ""
+            ),
         )
         if name == "predict":
             command.add_argument(
                 "images", nargs="+", metavar="IMAGE", help="image files of one digit"
+            )
+        if name == "export":
+            command.add_argument(
+                "--format", choices=["onnx"], default="onnx", help="(default: onnx)"
+            )
+            command.add_argument(
+                "--out", required=True, metavar="FILE", help="the file to write"
             )
         _shared_options(command, model=False)
     return parser
@@ -273,6 +286,8 @@ def _set_up_backend(args):
         os.environ["KERAS_BACKEND"] = args.backend
     if args.verbose:
         return
+    # An ONNX model is served by onnxruntime alone: no Keras, no TensorFlow.
+    serving_onnx = args.command == "predict" and _is_onnx(args.model)
     # TensorFlow's C++ notes, its Python logger (the retracing notice) and
     # the deprecation warnings of the backends' own internals.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -280,7 +295,8 @@ def _set_up_backend(args):
         logging.getLogger(name).setLevel(logging.ERROR)
     for module in ("tensorflow", "keras", "jax", "absl", "google"):
         warnings.filterwarnings("ignore", module=module)
-    _import_keras_quietly()
+    if not serving_onnx:
+        _import_keras_quietly()
 
 
 def _import_keras_quietly():
@@ -407,16 +423,78 @@ def _evaluate(args):
 def _predict(args):
     import numpy as np
 
-    from ._persistence import load
     from .datasets._images import read_digit_image
 
     images = np.stack([read_digit_image(path) for path in args.images])
-    pipe = load(_model_path(args.model))
-    proba = pipe.predict_proba(images)
-    for path, row in zip(args.images, proba, strict=True):
-        best = int(row.argmax())
-        print(f"{path}: {pipe.classes_[best]} (probability {row[best]:.3f})")
+    if _is_onnx(args.model):
+        labels, proba = _run_onnx(args.model, images)
+    else:
+        from ._persistence import load
+
+        pipe = load(_model_path(args.model))
+        proba = pipe.predict_proba(images)
+        labels = pipe.classes_[proba.argmax(axis=1)]
+    for path, label, row in zip(args.images, labels, proba, strict=True):
+        print(f"{path}: {label} (probability {row.max():.3f})")
     return 0
+
+
+def _export(args):
+    from ._persistence import load
+    from .onnx import to_onnx
+
+    pipe = load(_model_path(args.model))
+    out = Path(args.out)
+    if out.is_dir():
+        raise CommandError(f"--out {out} is a folder; give the file to write")
+    to_onnx(pipe, out, images=True)
+    print(
+        f"Wrote {out} (input: uint8 images {list(pipe[0].image_shape_)}; outputs: "
+        f"label, probabilities)"
+    )
+    return 0
+
+
+def _is_onnx(model):
+    return str(model).lower().endswith(".onnx")
+
+
+def _run_onnx(path, images):
+    """Labels and probabilities from an ONNX model of uint8 images, by onnxruntime."""
+    from ._utils._files import read_bounded
+
+    try:
+        import onnxruntime
+    except ImportError:
+        raise CommandError(
+            'serving an .onnx model needs onnxruntime: pip install "sk-mnist[onnx]"'
+        ) from None
+    data = read_bounded(path, 2 * 1024**3, what="ONNX model")
+    try:
+        session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime's errors subclass Exception only
+        raise CommandError(
+            f"{path}: not a readable ONNX model ({_one_line(exc)[:200]})"
+        ) from None
+    inputs = session.get_inputs()
+    shape = [None, *images.shape[1:]]
+    if (
+        len(inputs) != 1
+        or inputs[0].type != "tensor(uint8)"
+        or [d if isinstance(d, int) else None for d in inputs[0].shape] != shape
+    ):
+        found = [(i.name, i.type, i.shape) for i in inputs]
+        raise CommandError(
+            f"{path}: expected an ONNX model of uint8 images {shape} (written by "
+            f"sk-mnist export); its inputs are {found}"
+        )
+    outputs = [o.name for o in session.get_outputs()]
+    if outputs[:2] != ["label", "probabilities"]:
+        raise CommandError(
+            f"{path}: expected the outputs label and probabilities; got {outputs}"
+        )
+    labels, proba = session.run(outputs[:2], {inputs[0].name: images})
+    return labels, proba
 
 
 _COMMANDS = {
@@ -424,6 +502,7 @@ _COMMANDS = {
     "search": _search,
     "evaluate": _evaluate,
     "predict": _predict,
+    "export": _export,
 }
 
 

@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import textwrap
 
 import numpy as np
 import pandas as pd
@@ -340,3 +341,67 @@ def test_ctrl_c_during_train_marks_the_outputs_and_exits_130(tmp_path, mnist_pat
     assert 2 <= metrics["epochs_trained"] < 200
     assert "Training was interrupted after" in (out / "README.md").read_text()
     assert load(out / "model.skops")[-1].n_iter_ == metrics["epochs_trained"]
+
+
+def test_export_to_onnx_and_predict_without_tensorflow_or_keras(
+    trained, mnist_test, tmp_path
+):
+    out, _ = trained
+    images, labels = mnist_test
+    onnx_file = tmp_path / "model.onnx"
+    result = run("export", out, "--format", "onnx", "--out", onnx_file)
+    assert "Wrote" in result.stdout
+    paths = []
+    for i in range(3):
+        paths.append(tmp_path / f"digit{i}.png")
+        Image.fromarray(images[i]).save(paths[-1])
+    from_skops = run("predict", out, *paths).stdout
+    code = textwrap.dedent(
+        f"""
+        import sys
+        from sk_mnist.cli import main
+        status = main(["predict", {str(onnx_file)!r}, *{[str(p) for p in paths]!r}])
+        print("imported:", sorted({{"tensorflow", "keras", "jax"}} & set(sys.modules)))
+        sys.exit(status)
+        """
+    )
+    served = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300
+    )
+    assert served.returncode == 0, served.stderr
+    assert "imported: []" in served.stdout
+    assert served.stdout.replace("imported: []\n", "") == from_skops
+    for path, label in zip(paths, labels[:3], strict=True):
+        assert f"{path}: {label} (probability " in served.stdout
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"garbage", "not a readable ONNX model"),
+        ("foreign", "expected an ONNX model of uint8 images"),
+    ],
+    ids=["corrupt", "foreign"],
+)
+def test_a_corrupt_or_foreign_onnx_file_is_one_line(
+    tmp_path, mnist_test, content, message
+):
+    images, _ = mnist_test
+    model = tmp_path / "model.onnx"
+    if content == "foreign":
+        from sk_mnist import KerasMLPClassifier
+        from sk_mnist.onnx import to_onnx
+
+        rng = np.random.default_rng(0)
+        clf = KerasMLPClassifier(hidden_layer_sizes=(4,), epochs=1).fit(
+            rng.random((40, 6)), np.arange(40) % 2
+        )
+        to_onnx(clf, model)
+    else:
+        model.write_bytes(content)
+    digit = tmp_path / "digit.png"
+    Image.fromarray(images[0]).save(digit)
+    result = run("predict", model, digit, check_rc=1)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert message in lines[0]

@@ -209,6 +209,23 @@ def describe(model) -> dict:
     }
 
 
+def dense_layers(model) -> list:
+    """``(kernel, bias, activation name)`` of each Dense layer, in order.
+
+    What an inference engine needs to run the network elsewhere: Dropout is
+    the identity at inference, so the Dense layers are the whole network.
+    """
+    return [
+        (
+            keras.ops.convert_to_numpy(layer.kernel).astype(np.float32),
+            keras.ops.convert_to_numpy(layer.bias).astype(np.float32),
+            activation_name(layer.activation),
+        )
+        for layer in model.layers
+        if isinstance(layer, keras.layers.Dense)
+    ]
+
+
 def activation_name(activation) -> str:
     """The Keras name of an activation given by name or as the function."""
     return keras.activations.serialize(keras.activations.get(activation))
