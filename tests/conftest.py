@@ -16,7 +16,7 @@ _SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist.npz"
 
 
 #: A small, fast classifier: a few seconds per fit on 3,000 digits.
-FAST_PARAMS = dict(hidden_layer_sizes=(32,), epochs=2, batch_size=64, random_state=0)
+FAST_PARAMS = dict(hidden_layer_sizes=(64,), epochs=2, batch_size=64, random_state=0)
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from conftest import FAST_PARAMS
 from sklearn.exceptions import NotFittedError  # noqa: E402
 from sklearn.model_selection import GridSearchCV  # noqa: E402
 from sklearn.pipeline import Pipeline  # noqa: E402
@@ -20,7 +21,7 @@ from sk_mnist.plotting import (  # noqa: E402
     TrainingHistoryDisplay,
 )
 
-FAST = dict(hidden_layer_sizes=(32,), epochs=2, batch_size=64, random_state=0)
+FAST = FAST_PARAMS  # the suite's one small, fast classifier (conftest.py)
 
 
 @pytest.fixture(autouse=True)

@@ -21,13 +21,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+from conftest import FAST_PARAMS
 from sklearn.exceptions import NotFittedError
 
 from sk_mnist import KerasMLPClassifier, MNISTFlattener, fetch_mnist, load, save
 from sk_mnist.exceptions import DataFileError, TrainingDivergedError, UnsafeModelError
 
 RNG = np.random.default_rng(0)
-FAST = dict(hidden_layer_sizes=(8,), epochs=1, batch_size=32, random_state=0)
+FAST = FAST_PARAMS  # the suite's one small, fast classifier (conftest.py)
 
 
 @dataclass
@@ -462,7 +463,7 @@ CASES = [
     Case(
         "clf-huge-X",
         lambda t: (np.full((60, 784), 1e30, np.float32), np.arange(60) % 3),
-        lambda X, y: fit_clf(X, y, optimizer="sgd", dropout=0.0),
+        lambda X, y: fit_clf(X, y, optimizer="sgd", dropout=0.0, batch_size=32),
         TrainingDivergedError,
         "NaN or infinite in epoch 1",
     ),

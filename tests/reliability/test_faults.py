@@ -10,11 +10,12 @@ import textwrap
 import keras
 import numpy as np
 import pytest
+from conftest import FAST_PARAMS
 from sklearn.model_selection import GridSearchCV
 
 from sk_mnist import KerasMLPClassifier
 
-FAST = dict(hidden_layer_sizes=(16,), epochs=2, batch_size=64, random_state=0)
+FAST = FAST_PARAMS  # the suite's one small, fast classifier (conftest.py)
 
 
 class _InterruptFirstFit(keras.callbacks.Callback):

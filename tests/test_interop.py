@@ -1,8 +1,8 @@
 """sk-mnist's network builder as scikeras's ``model=``, for people migrating.
 
-It needs the ``bench`` extra (scikeras), so it lives beside the benchmarks,
-outside the main test suite; .ci/run installs the extra and runs it:
-``python -m pytest benchmarks/test_scikeras_interop.py``.
+scikeras comes with the ``bench`` extra only: without it this test is
+skipped, and .ci/run installs the extra and runs it again
+(``python -m pytest tests/test_interop.py``).
 """
 
 from __future__ import annotations

@@ -1,0 +1,141 @@
+"""The network builder: the classic architecture, seeds, optimizers, forward pass."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from sk_mnist._keras import network
+
+
+def test_the_default_network_is_the_classic_one():
+    model = network.build_network(784, 10, seeds=range(network.n_seeds(2)))
+    assert model.count_params() == 669_706
+    assert [type(layer).__name__ for layer in model.layers] == [
+        "Dense",
+        "Dropout",
+        "Dense",
+        "Dropout",
+        "Dense",
+    ]
+    assert model.layers[0].activation.__name__ == "relu"
+    assert model.layers[-1].activation.__name__ == "softmax"
+    assert type(model.optimizer).__name__ == "RMSprop"
+    assert model.layers[1].rate == pytest.approx(0.2)
+
+
+def test_a_zero_rate_leaves_the_dropout_layer_out():
+    model = network.build_network(
+        20, 3, hidden_layer_sizes=(8, 4), dropout=(0.0, 0.5), seeds=range(5)
+    )
+    assert [type(layer).__name__ for layer in model.layers] == [
+        "Dense",
+        "Dense",
+        "Dropout",
+        "Dense",
+    ]
+
+
+def test_the_same_seeds_give_the_same_weights_and_others_do_not():
+    a = network.build_network(
+        20, 3, hidden_layer_sizes=(8,), dropout=(0.2,), seeds=[1, 2, 3]
+    )
+    b = network.build_network(
+        20, 3, hidden_layer_sizes=(8,), dropout=(0.2,), seeds=[1, 2, 3]
+    )
+    c = network.build_network(
+        20, 3, hidden_layer_sizes=(8,), dropout=(0.2,), seeds=[4, 2, 3]
+    )
+    for wa, wb in zip(a.get_weights(), b.get_weights(), strict=True):
+        np.testing.assert_array_equal(wa, wb)
+    assert not np.array_equal(a.get_weights()[0], c.get_weights()[0])
+
+
+def test_an_optimizer_instance_is_copied_and_its_rate_replaced():
+    given = keras.optimizers.SGD(learning_rate=0.1, momentum=0.9)
+    made = network.make_optimizer(given, learning_rate=0.003)
+    assert made is not given
+    assert made.get_config()["momentum"] == pytest.approx(0.9)
+    assert float(made.learning_rate) == pytest.approx(0.003)
+    assert float(given.learning_rate) == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "error", "message"),
+    [
+        ("nesterov-ish", ValueError, "optimizer must be the name of a Keras optimizer"),
+        (
+            "LossScaleOptimizer",
+            ValueError,
+            "optimizer must be the name of a Keras optimizer",
+        ),
+        (3, TypeError, "optimizer must be a str or a keras.optimizers.Optimizer"),
+    ],
+)
+def test_bad_optimizers_are_named(optimizer, error, message):
+    with pytest.raises(error, match=message):
+        network.make_optimizer(optimizer)
+
+
+def test_an_unknown_activation_is_named():
+    with pytest.raises(
+        ValueError, match="activation must be the name of a Keras activation.*'bogus'"
+    ):
+        network.check_activation("bogus")
+
+
+def test_describe_reads_back_what_the_network_was_built_with():
+    model = network.build_network(
+        20,
+        3,
+        hidden_layer_sizes=(8, 4),
+        activation="tanh",
+        dropout=(0.0, 0.5),
+        optimizer="sgd",
+        learning_rate=0.05,
+        seeds=range(5),
+    )
+    assert network.describe(model) == {
+        "hidden_layer_sizes": (8, 4),
+        "dropout": (0.0, 0.5),
+        "activation": "tanh",
+        "optimizer": "SGD",
+        "learning_rate": pytest.approx(0.05),
+    }
+
+
+def test_dense_layers_are_the_whole_network_at_inference():
+    model = network.build_network(
+        20, 3, hidden_layer_sizes=(8,), dropout=(0.3,), seeds=range(3)
+    )
+    X = np.random.default_rng(0).random((5, 20), dtype=np.float32)
+    h = X
+    for kernel, bias, activation in network.dense_layers(model):
+        z = h @ kernel + bias
+        h = (
+            np.maximum(z, 0)
+            if activation == "relu"
+            else np.exp(z) / np.exp(z).sum(1, keepdims=True)
+        )
+    np.testing.assert_allclose(
+        h, network.predict_in_batches(model, X), rtol=1e-5, atol=1e-6
+    )
+
+
+def test_predicting_in_chunks_equals_one_call():
+    model = network.build_network(
+        20, 3, hidden_layer_sizes=(8,), dropout=(0.0,), seeds=range(3)
+    )
+    X = np.random.default_rng(0).random((1000, 20), dtype=np.float32)
+    np.testing.assert_allclose(
+        network.predict_in_batches(model, X, batch_size=300),
+        network.predict_in_batches(model, X),
+        rtol=1e-6,
+    )
+    np.testing.assert_allclose(
+        network.predict_in_batches(model, X),
+        model.predict(X, verbose=0),
+        rtol=1e-5,
+        atol=1e-7,
+    )

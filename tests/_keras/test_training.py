@@ -1,0 +1,118 @@
+"""The epoch loop: one callback list across epochs, seeded shuffling, faults."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from sk_mnist._keras import network, training
+from sk_mnist.exceptions import TrainingDivergedError
+
+
+def _data(n=256, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.random((n, 20), dtype=np.float32)
+    y = (X[:, 0] > 0.5).astype(np.int64) + (X[:, 1] > 0.5)
+    return X, y
+
+
+def _model(**kwargs):
+    params = dict(hidden_layer_sizes=(8,), dropout=(0.0,), seeds=range(3))
+    return network.build_network(20, 3, **{**params, **kwargs})
+
+
+def _train(model, X, y, **kwargs):
+    params = dict(n_classes=3, epochs=3, batch_size=32)
+    return training.train(model, X, y, **{**params, **kwargs})
+
+
+class _Record(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    def on_train_begin(self, logs=None):
+        self.calls.append("begin")
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.calls.append(epoch)
+
+    def on_train_end(self, logs=None):
+        self.calls.append("end")
+
+
+def test_the_spanning_list_is_a_plain_callback_list():
+    callbacks = training.SpanningCallbackList([], model=_model())
+    assert isinstance(callbacks, keras.callbacks.CallbackList)
+
+
+def test_callbacks_see_one_run_of_many_epochs_and_the_users_are_copied():
+    X, y = _data()
+    recorder = _Record()
+    model = _model()
+    result = _train(model, X, y, callbacks=[recorder], epochs=3)
+    assert recorder.calls == []  # deep-copied: the user's object is untouched
+    assert len(result.history["loss"]) == 3
+
+    seen = []
+
+    class Spy(_Record):
+        def on_train_end(self, logs=None):
+            super().on_train_end(logs)
+            seen.extend(self.calls)
+
+    _train(model, X, y, callbacks=[Spy()], epochs=2, initial_epoch=3)
+    assert seen == ["begin", 3, 4, "end"]
+
+
+def test_shuffling_is_seeded_and_no_rng_keeps_the_order():
+    X, y = _data()
+    runs = [
+        _train(_model(), X, y, shuffle_rng=np.random.default_rng(seed)).history["loss"]
+        for seed in (1, 1, 2)
+    ]
+    assert runs[0] == runs[1]
+    assert runs[0] != runs[2]
+    unshuffled = [_train(_model(), X, y).history["loss"] for _ in range(2)]
+    assert unshuffled[0] == unshuffled[1]
+
+
+def test_validation_data_are_scored_after_each_epoch():
+    X, y = _data()
+    result = _train(_model(), X[:200], y[:200], validation=(X[200:], y[200:]), epochs=2)
+    assert sorted(result.history) == ["accuracy", "loss", "val_accuracy", "val_loss"]
+    assert len(result.history["val_accuracy"]) == 2
+
+
+def test_early_stopping_stops_and_says_so():
+    X, y = _data()
+    result = _train(
+        _model(optimizer="sgd", learning_rate=1e-9),
+        X,
+        y,
+        epochs=30,
+        early_stopping=training.EarlyStopping(min_delta=1.0, patience=1),
+    )
+    assert result.stopped_early
+    assert len(result.history["loss"]) < 30
+
+
+def test_a_nan_loss_is_an_error_naming_the_epoch():
+    X, y = _data()
+    with pytest.raises(TrainingDivergedError, match="NaN or infinite in epoch 1"):
+        _train(_model(optimizer="sgd", learning_rate=1e38), X * 1e30, y)
+
+
+def test_ctrl_c_ends_training_with_the_epoch_reached():
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 1:
+                raise KeyboardInterrupt
+
+    X, y = _data()
+    result = _train(_model(), X, y, callbacks=[Interrupt()], epochs=5)
+    assert result.interrupted_epoch == 1
+    assert len(result.history["loss"]) == 1
+    assert training.monitored_metric(True) == "val_accuracy"
+    assert training.monitored_metric(False) == "loss"
