@@ -227,7 +227,8 @@ def machine():
         "python": platform.python_version(),
         "scikit-learn": sklearn.__version__,
     }
-    for name in ("numpy", "keras", "tensorflow", "jax", "scikeras", "sk_mnist"):
+    names = ("numpy", "keras", "tensorflow", "jax", "scikeras", "skops", "skl2onnx")
+    for name in (*names, "onnxruntime", "sk_mnist"):
         spec = importlib.util.find_spec(name)
         if spec:
             try:

@@ -18,7 +18,12 @@ SOURCES = sorted(
         *(ROOT / "examples").rglob("*.py"),
     ]
 )
-FORBIDDEN_KEYWORDS = {("allow_pickle", True), ("safe_mode", False), ("shell", True)}
+FORBIDDEN_KEYWORDS = {
+    ("allow_pickle", True),
+    ("safe_mode", False),
+    ("trusted", True),
+    ("shell", True),
+}
 FORBIDDEN_CALLS = {
     "eval",
     "exec",
@@ -59,14 +64,30 @@ def test_the_checker_finds_what_it_looks_for(tmp_path):
         "numpy.load('x', allow_pickle=True)\n"
         "keras.saving.load_model('m', safe_mode=False)\n"
         "subprocess.run('ls', shell=True)\n"
+        "skops.io.load('m.skops', trusted=True)\n"
         "eval('1')\n"
     )
-    assert len(list(_violations(bad))) == 4
+    assert len(list(_violations(bad))) == 5
 
 
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_no_pickle_loading_unsafe_keras_eval_or_shell(path):
     assert list(_violations(path)) == []
+
+
+def test_every_skops_load_names_its_trusted_types():
+    calls = []
+    for path in SOURCES:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and _name(node.func).endswith(
+                ("skops.io.load", "skops.io.loads")
+            ):
+                keywords = {k.arg: k.value for k in node.keywords}
+                calls.append((path.name, keywords.get("trusted")))
+    assert calls, "expected sk_mnist.load to call skops.io.loads"
+    for name, trusted in calls:
+        assert trusted is not None, f"{name} calls skops without trusted="
+        assert not isinstance(trusted, ast.Constant), f"{name}: trusted={trusted.value}"
 
 
 def test_every_numpy_load_refuses_pickles():
