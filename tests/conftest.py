@@ -54,14 +54,3 @@ def small_mnist(mnist_train, mnist_test):
     (x, y), (xt, yt) = mnist_train, mnist_test
     flat = lambda a: (a.reshape(len(a), -1) / np.float32(255)).astype(np.float32)  # noqa: E731
     return flat(x[:3000]), y[:3000], flat(xt[:1000]), yt[:1000]
-
-
-@pytest.fixture
-def tiny_digits():
-    """300 synthetic 28x28 uint8 "digits": class k lights up row block k."""
-    rng = np.random.default_rng(0)
-    y = np.tile(np.arange(10), 30)
-    images = rng.integers(0, 40, size=(300, 28, 28), dtype=np.uint8)
-    for k in range(10):
-        images[y == k, 2 * k : 2 * k + 4, 4:24] = 255
-    return images, y

@@ -85,12 +85,16 @@ def write_cache(folder, arrays):
         with atomic_write(folder / CACHE_NAME) as file:
             np.savez(file, **arrays)
     except OSError as exc:
-        warnings.warn(
-            f"Could not write the MNIST cache in {folder} ({exc}); the data are "
-            "returned but will be downloaded again next time.",
-            RuntimeWarning,
-            stacklevel=3,
-        )
+        _warn_no_cache(folder, exc)
+
+
+def _warn_no_cache(folder, exc):
+    warnings.warn(
+        f"Could not write the MNIST cache in {folder} ({exc}); the data are "
+        "returned but will be downloaded again next time.",
+        RuntimeWarning,
+        stacklevel=4,
+    )
 
 
 def download_openml(folder):
@@ -186,12 +190,7 @@ def download(source, folder):
         Path(folder).mkdir(parents=True, exist_ok=True)
         tempfile.TemporaryFile(dir=folder).close()
     except OSError as exc:
-        warnings.warn(
-            f"Could not write the MNIST cache in {folder} ({exc}); the data are "
-            "returned but will be downloaded again next time.",
-            RuntimeWarning,
-            stacklevel=3,
-        )
+        _warn_no_cache(folder, exc)
         with tempfile.TemporaryDirectory(prefix="sk_mnist-") as scratch:
             return fetch(scratch)
     return fetch(folder)
