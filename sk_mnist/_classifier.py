@@ -686,7 +686,10 @@ def _check_network_size(n_features, hidden, n_classes):
     n_params = sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
     # Weights, their gradients and up to two optimizer slots, in float32.
     needed = 4 * 4 * n_params
-    available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    try:
+        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # no sysconf (Windows)
+        return
     if needed > available:
         raise ValueError(
             f"hidden_layer_sizes={tuple(hidden)} makes a network of {n_params:,} "

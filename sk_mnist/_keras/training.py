@@ -11,8 +11,11 @@ epochs. The steps are small functions, as skorch splits its ``fit_loop``:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
+import signal
+import threading
 from dataclasses import dataclass, field
 
 import keras
@@ -43,6 +46,44 @@ class SpanningCallbackList(keras.callbacks.CallbackList):
     def end(self):
         """End the training run: ``on_train_end`` of every callback."""
         super().on_train_end()
+
+
+class StopOnCtrlC(keras.callbacks.Callback):
+    """Ctrl-C ends training at the end of the current batch.
+
+    Python raises ``KeyboardInterrupt`` wherever the main thread is when the
+    signal arrives, and inside the backend's eager and compiled machinery an
+    exception there can leave its memory corrupt (seen: TensorFlow aborting
+    with ``free(): invalid next size``). So while training runs in the main
+    thread, SIGINT only sets :attr:`requested`, and this callback stops the
+    model at the next batch boundary; a second Ctrl-C raises as usual.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.requested = False
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.requested:
+            self.model.stop_training = True
+
+    @contextlib.contextmanager
+    def handling_sigint(self):
+        """Install the SIGINT handler for the block (main thread only)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def handler(signum, frame):
+            if self.requested:
+                raise KeyboardInterrupt
+            self.requested = True
+
+        previous = signal.signal(signal.SIGINT, handler)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
 
 
 @dataclass
@@ -135,9 +176,11 @@ def train(
         None if validation is None else (validation[0], one_hot[validation[1]])
     )
     history = keras.callbacks.History()
+    ctrl_c = StopOnCtrlC()
     callback_list = SpanningCallbackList(
         [
             keras.callbacks.TerminateOnNaN(),
+            ctrl_c,
             *_early_stopping(early_stopping, validation_data, verbose),
             *copy.deepcopy(list(callbacks)),
             history,
@@ -155,7 +198,7 @@ def train(
     )
     result = TrainingResult(history=history.history)
     epoch = initial_epoch
-    with network.backend_lock():
+    with network.backend_lock(), ctrl_c.handling_sigint():
         callback_list.begin()
         try:
             for epoch in range(initial_epoch, initial_epoch + epochs):
@@ -169,6 +212,9 @@ def train(
                     callbacks=callback_list,
                 )
                 _check_finite(history.history, epoch, epoch + 1 - initial_epoch)
+                if ctrl_c.requested:
+                    result.interrupted_epoch = epoch
+                    break
                 if model.stop_training:
                     result.stopped_early = True
                     break

@@ -116,3 +116,21 @@ def test_ctrl_c_ends_training_with_the_epoch_reached():
     assert len(result.history["loss"]) == 1
     assert training.monitored_metric(True) == "val_accuracy"
     assert training.monitored_metric(False) == "loss"
+
+
+def test_a_real_sigint_stops_at_the_next_batch_and_restores_the_handler():
+    import os
+    import signal
+
+    class SendSigint(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if self.params and batch == 2 and not getattr(self, "sent", False):
+                self.sent = True
+                os.kill(os.getpid(), signal.SIGINT)
+
+    before = signal.getsignal(signal.SIGINT)
+    X, y = _data()
+    result = _train(_model(), X, y, callbacks=[SendSigint()], epochs=5)
+    assert result.interrupted_epoch == 0
+    assert len(result.history["loss"]) == 1  # the epoch it stopped in
+    assert signal.getsignal(signal.SIGINT) is before
