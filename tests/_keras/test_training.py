@@ -100,8 +100,9 @@ def test_early_stopping_stops_and_says_so():
 
 def test_a_nan_loss_is_an_error_naming_the_epoch():
     X, y = _data()
-    with pytest.raises(TrainingDivergedError, match="NaN or infinite in epoch 1"):
-        _train(_model(optimizer="sgd", learning_rate=1e38), X * 1e30, y)
+    # A learning rate this absurd overflows the weights on every backend.
+    with pytest.raises(TrainingDivergedError, match=r"NaN or infinite in epoch \d"):
+        _train(_model(optimizer="sgd", learning_rate=1e38), X, y, epochs=3)
 
 
 def test_ctrl_c_ends_training_with_the_epoch_reached():
