@@ -21,7 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results"
+import report
 
 #: Tutorial network -> the options of `sk-mnist train` that make it.
 NETWORKS = {
@@ -78,27 +78,23 @@ def main():
         f"{platform.processor() or platform.machine()}, Python "
         f"{platform.python_version()}, {first['backend']} backend"
     )
-    lines = [
-        ".. list-table::",
-        "   :header-rows: 1",
-        "   :widths: 30 45 12 13",
-        "",
-        "   * - Tutorial network",
-        "     - Command",
-        "     - Test accuracy",
-        "     - Fit time",
-    ]
-    for name, row in rows.items():
-        lines += [
-            f"   * - {name}",
-            f"     - ``{row['command']}``",
-            f"     - {row['test_accuracy']:.4f}",
-            f"     - {row['fit_seconds']:.0f} s",
-        ]
-    lines += ["", f"Measured by ``benchmarks/classic_tutorials.py`` ({machine}).", ""]
+    lines = report.rst_list_table(
+        ["Tutorial network", "Command", "Test accuracy", "Fit time"],
+        [
+            [
+                name,
+                f"``{row['command']}``",
+                f"{row['test_accuracy']:.4f}",
+                f"{row['fit_seconds']:.0f} s",
+            ]
+            for name, row in rows.items()
+        ],
+        widths=[30, 45, 12, 13],
+    )
+    lines += [f"Measured by ``benchmarks/classic_tutorials.py`` ({machine}).", ""]
     name = "classic_tutorials-quick" if args.quick else "classic_tutorials"
-    (RESULTS / f"{name}.rst").write_text("\n".join(lines))
-    (RESULTS / f"{name}.json").write_text(json.dumps(rows, indent=2) + "\n")
+    (report.RESULTS / f"{name}.rst").write_text("\n".join(lines))
+    (report.RESULTS / f"{name}.json").write_text(json.dumps(rows, indent=2) + "\n")
 
 
 if __name__ == "__main__":

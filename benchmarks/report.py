@@ -16,6 +16,17 @@ def write(stem, report, markdown):
     print(markdown)
 
 
+def rst_list_table(header, rows, widths=None):
+    """Lines of a reStructuredText ``list-table``, for the docs to include."""
+    lines = [".. list-table::", "   :header-rows: 1"]
+    if widths:
+        lines.append(f"   :widths: {' '.join(map(str, widths))}")
+    lines.append("")
+    for row in [header, *rows]:
+        lines += [f"   {'*' if i == 0 else ' '} - {cell}" for i, cell in enumerate(row)]
+    return [*lines, ""]
+
+
 def machine_line(machine):
     return f"CPU: {machine['cpu']}, {machine['cores']} cores; " + ", ".join(
         f"{k} {v}" for k, v in machine["versions"].items()

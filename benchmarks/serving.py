@@ -130,50 +130,42 @@ def table(report):
 
 
 def rst_table(report):
-    """The same table for the docs, which include it."""
+    """The same tables for the docs, which include them."""
     base = report["latency_ms"]["sk-mnist predict_proba (pipeline)"]
-    lines = [
-        ".. list-table::",
-        "   :header-rows: 1",
-        "",
-        "   * - serving path",
-        "     - 1 image (ms)",
-        "     - 32 (ms)",
-        "     - 10,000 (ms)",
-        "     - 1 image, vs predict_proba",
-    ]
-    for name, lat in report["latency_ms"].items():
-        lines += [
-            f"   * - {name}",
-            f"     - {lat['1']:.3f}",
-            f"     - {lat['32']:.3f}",
-            f"     - {lat['10000']:.1f}",
-            f"     - {lat['1'] / base['1']:.2f}",
-        ]
-    lines += [
-        "",
-        ".. list-table::",
-        "   :header-rows: 1",
-        "",
-        "   * - import in a fresh interpreter",
-        "     - seconds",
-        "     - TensorFlow loaded",
-    ]
-    for name, imp in report["import"].items():
-        lines += [
-            f"   * - {name}",
-            f"     - {imp['seconds']:.2f}",
-            f"     - {imp['tensorflow_imported']}",
-        ]
-    lines += [
-        "",
-        f"Measured by ``benchmarks/serving.py`` ({reporting.machine_line(report['machine'])}; "
-        f"the default network, {report['epochs']} epochs on {report['n_train']} "
-        f"images; ONNX probabilities within "
-        f"{report['max_abs_probability_difference']:.1e} of predict_proba).",
-        "",
-    ]
-    return "\n".join(lines)
+    latency = reporting.rst_list_table(
+        [
+            "serving path",
+            "1 image (ms)",
+            "32 (ms)",
+            "10,000 (ms)",
+            "1 image, vs predict_proba",
+        ],
+        [
+            [
+                name,
+                f"{lat['1']:.3f}",
+                f"{lat['32']:.3f}",
+                f"{lat['10000']:.1f}",
+                f"{lat['1'] / base['1']:.2f}",
+            ]
+            for name, lat in report["latency_ms"].items()
+        ],
+    )
+    imports = reporting.rst_list_table(
+        ["import in a fresh interpreter", "seconds", "TensorFlow loaded"],
+        [
+            [name, f"{imp['seconds']:.2f}", str(imp["tensorflow_imported"])]
+            for name, imp in report["import"].items()
+        ],
+    )
+    source = (
+        f"Measured by ``benchmarks/serving.py`` "
+        f"({reporting.machine_line(report['machine'])}; the default network, "
+        f"{report['epochs']} epochs on {report['n_train']} images; ONNX "
+        f"probabilities within {report['max_abs_probability_difference']:.1e} of "
+        f"predict_proba)."
+    )
+    return "\n".join([*latency, *imports, source, ""])
 
 
 if __name__ == "__main__":

@@ -38,17 +38,21 @@ def test_worker_environment_sets_threads_before_import():
         worker_environment(backend="pytorch")
 
 
-def test_dask_search_gives_exactly_the_serial_scores(mnist_train):
-    # Large enough that TensorFlow's thread count changes the sums: with one
-    # thread per worker, one of these scores differs in the 4th digit.
-    images, labels = mnist_train
-    X, y = images[:20_000], labels[:20_000]
-    pipe = Pipeline(
+def _pipeline():
+    return Pipeline(
         [
             ("flatten", MNISTFlattener()),
             ("mlp", KerasMLPClassifier(epochs=2, batch_size=64, random_state=0)),
         ]
     )
+
+
+def test_dask_search_gives_exactly_the_serial_scores(mnist_train):
+    # Large enough that TensorFlow's thread count changes the sums: with one
+    # thread per worker, one of these scores differs in the 4th digit.
+    images, labels = mnist_train
+    X, y = images[:20_000], labels[:20_000]
+    pipe = _pipeline()
     grid = {"mlp__hidden_layer_sizes": [(16,), (32,)], "mlp__dropout": [0.0, 0.2]}
     serial = GridSearchCV(pipe, grid, cv=2, n_jobs=1).fit(X, y)
     with local_cluster(2) as cluster, distributed.Client(cluster) as client:
@@ -89,12 +93,7 @@ def test_the_documented_command_line_cluster_gives_the_serial_scores(mnist_train
     """`dask scheduler` and two `dask worker ... --nthreads 1`, as the docs say."""
     images, labels = mnist_train
     X, y = images[:3000], labels[:3000]
-    pipe = Pipeline(
-        [
-            ("flatten", MNISTFlattener()),
-            ("mlp", KerasMLPClassifier(epochs=2, batch_size=64, random_state=0)),
-        ]
-    )
+    pipe = _pipeline()
     grid = {"mlp__hidden_layer_sizes": [(16,), (32,)]}
     serial = GridSearchCV(pipe, grid, cv=2, n_jobs=1).fit(X, y)
     address = f"tcp://127.0.0.1:{_free_port()}"
