@@ -354,17 +354,20 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
             seeds=seeds,
         )
 
-    def _check_params(self):
+    def _check_params(self, n_features=None, n_classes=None):
         """Check what ``_parameter_constraints`` cannot: layers, names, optimizer.
 
         Needs no data, so the command line calls it (after
-        ``_validate_params``) before it loads any.
+        ``_validate_params``) before it loads any; given the input and output
+        widths, it also checks that the network fits in memory.
         """
         from ._keras import network
 
         hidden, rates = _check_layers(self.hidden_layer_sizes, self.dropout)
         network.check_activation(self.activation)
         network.make_optimizer(self.optimizer, self.learning_rate)
+        if n_features is not None and n_classes is not None:
+            _check_network_size(n_features, hidden, n_classes)
         return hidden, rates
 
     def predict_proba(self, X):

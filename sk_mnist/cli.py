@@ -528,8 +528,7 @@ def _check_estimator(clf, origin):
     """Validate every parameter of ``clf`` for 784 pixels and 10 digits."""
     try:
         clf._validate_params()
-        clf._check_params()
-        clf.summary(n_features=784, n_classes=10)
+        clf._check_params(n_features=784, n_classes=10)
     except ValueError as exc:
         raise CommandError(f"{origin}: {_one_line(exc)}") from None
 
@@ -668,6 +667,8 @@ def _model_card(pipe, metrics, y_test, predicted, pictures):
     from sklearn.metrics import classification_report
     from skops import card
 
+    from ._persistence import TRUSTED_TYPES
+
     model_card = card.Card(pipe, template=None)
     state = (
         f"Training was interrupted after {metrics['epochs_trained']} epochs."
@@ -693,7 +694,7 @@ def _model_card(pipe, metrics, y_test, predicted, pictures):
             "How to load it": (
                 '```python\nimport sk_mnist\n\npipe = sk_mnist.load("model.skops")\n'
                 '```\n\nor `skops.io.load("model.skops", trusted=[...])` naming '
-                f"{', '.join(f'`{t}`' for t in _trusted())}."
+                f"{', '.join(f'`{t}`' for t in TRUSTED_TYPES)}."
             ),
         }
     )
@@ -729,12 +730,6 @@ def _versions():
     names = ["sk-mnist", "scikit-learn", "keras", _backend(), "skops"]
     found = [__version__, *(version(n) for n in names[1:])]
     return {"package": names, "version": found}
-
-
-def _trusted():
-    from ._persistence import TRUSTED_TYPES
-
-    return TRUSTED_TYPES
 
 
 def _model_path(text) -> Path:
