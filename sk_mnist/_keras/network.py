@@ -97,34 +97,12 @@ def build_network(
     seeds = [None if s is None else int(s) for s in seeds]
     dense_seeds, dropout_seeds = seeds[: n_hidden + 1], seeds[n_hidden + 1 :]
 
-    layers = [keras.Input(shape=(n_features,), name="pixels")]
+    layers = [input_layer(n_features)]
     for i, (units, rate) in enumerate(zip(hidden_layer_sizes, dropout, strict=True)):
-        layers.append(
-            keras.layers.Dense(
-                int(units),
-                activation=activation,
-                kernel_initializer=keras.initializers.GlorotUniform(
-                    seed=dense_seeds[i]
-                ),
-                name=f"dense_{i}",
-            )
-        )
+        layers.append(dense_layer(int(units), activation, dense_seeds[i], f"dense_{i}"))
         if rate > 0:
-            layers.append(
-                keras.layers.Dropout(
-                    float(rate), seed=dropout_seeds[i], name=f"dropout_{i}"
-                )
-            )
-    layers.append(
-        keras.layers.Dense(
-            n_classes,
-            activation="softmax",
-            kernel_initializer=keras.initializers.GlorotUniform(
-                seed=dense_seeds[n_hidden]
-            ),
-            name="output",
-        )
-    )
+            layers.append(dropout_layer(float(rate), dropout_seeds[i], f"dropout_{i}"))
+    layers.append(dense_layer(n_classes, "softmax", dense_seeds[n_hidden], "output"))
     model = keras.Sequential(layers, name="mlp")
     model.compile(
         optimizer=make_optimizer(optimizer, learning_rate),
@@ -132,6 +110,26 @@ def build_network(
         metrics=["accuracy"],
     )
     return model
+
+
+def input_layer(n_features: int, name: str = "pixels"):
+    """The input of the network: ``n_features`` float32 columns."""
+    return keras.layers.InputLayer(shape=(n_features,), name=name)
+
+
+def dense_layer(units: int, activation: str, seed: int | None, name: str):
+    """One Dense layer as :func:`build_network` makes it (Glorot-uniform, seeded)."""
+    return keras.layers.Dense(
+        units,
+        activation=activation,
+        kernel_initializer=keras.initializers.GlorotUniform(seed=seed),
+        name=name,
+    )
+
+
+def dropout_layer(rate: float, seed: int | None, name: str):
+    """One Dropout layer as :func:`build_network` makes it."""
+    return keras.layers.Dropout(rate, seed=seed, name=name)
 
 
 def make_optimizer(optimizer: Any, learning_rate: float | None = None):
@@ -176,11 +174,6 @@ def make_optimizer(optimizer: Any, learning_rate: float | None = None):
 def backend_name() -> str:
     """The Keras backend in use: ``"tensorflow"``, ``"jax"``..."""
     return keras.backend.backend()
-
-
-def place_device() -> None:
-    """Make the backend choose its device now (its start-up notes come here)."""
-    keras.ops.zeros(1)
 
 
 def describe(model) -> dict:
@@ -232,14 +225,26 @@ def activation_name(activation) -> str:
 
 
 def check_activation(activation: str) -> None:
-    """Raise a ValueError naming ``activation`` when Keras does not know it."""
+    """Raise a ValueError naming ``activation`` unless a hidden layer can use it.
+
+    Keras knows activations that are no element-wise function of one tensor
+    (``"threshold"`` needs more arguments, ``"glu"`` halves its input), so
+    the name is checked by building a small Dense layer with it and calling
+    it once: its output must have the layer's own shape.
+    """
+    expected = (
+        f"activation must be the name of a Keras activation that maps each unit "
+        f"to one value, such as 'relu', 'sigmoid' or 'tanh'; got {activation!r}"
+    )
     try:
         keras.activations.get(activation)
-    except ValueError:
+        output = keras.layers.Dense(2, activation=activation)(keras.ops.ones((1, 3)))
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ValueError(f"{expected}.") from exc
+    if tuple(output.shape) != (1, 2):
         raise ValueError(
-            f"activation must be the name of a Keras activation such as 'relu', "
-            f"'sigmoid' or 'tanh', got {activation!r}."
-        ) from None
+            f"{expected}: it turns 2 units into shape {tuple(output.shape)[1:]}."
+        )
 
 
 def predict_in_batches(model, X: np.ndarray, batch_size: int = 8192) -> np.ndarray:

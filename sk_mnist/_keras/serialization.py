@@ -2,44 +2,68 @@
 
 Pickling, :func:`copy.deepcopy` and :func:`sk_mnist.save` all need the model
 in memory as bytes (the estimator's ``__getstate__`` holds them). Keras 3's
-public ``save_model``/``load_model`` only take paths ending in ``.keras``, so
-the bytes pass through a private temporary folder that is removed on every
-path. The archive is checked before Keras reads it, and loading always uses
-``safe_mode=True``: a model that asks to deserialize Python code is refused.
+public ``save_model``/``load_model`` take only paths ending in ``.keras``;
+a file on disk would outlive a process killed while loading, so the bytes go
+through ``keras.src.saving.saving_lib``, which takes file objects: the same
+functions Keras's own pickling (``KerasSaveable.__reduce__``) calls. Nothing
+is written to disk.
+
+Before Keras reads an archive, the whole network config is compared with
+what :mod:`sk_mnist._keras.network` itself builds from the same sizes, so a
+field that would make Keras allocate or run anything else is refused first;
+loading always uses ``safe_mode=True``.
 """
 
 from __future__ import annotations
 
 import io
-import os
-import tempfile
+import json
+import re
+import zipfile
+import zlib
 
 import keras
 import numpy as np
+from keras.src.saving import saving_lib
 
 from .._utils import _archives
 from ..exceptions import UnsafeModelError
+from . import network
+
+# What a damaged archive can make Keras, h5py or numpy raise while loading.
+_LOAD_ERRORS = (
+    ValueError,
+    TypeError,
+    KeyError,
+    IndexError,
+    AttributeError,
+    OSError,
+    RuntimeError,
+    OverflowError,
+    EOFError,
+    zipfile.BadZipFile,
+    zlib.error,
+)
 
 
 def model_to_bytes(model) -> bytes:
     """Serialize ``model`` (architecture, weights, optimizer state) to bytes."""
-    with tempfile.TemporaryDirectory(prefix="sk_mnist-") as folder:
-        path = os.path.join(folder, "model.keras")
-        keras.saving.save_model(model, path)
-        with open(path, "rb") as file:
-            return file.read()
+    buffer = io.BytesIO()
+    saving_lib.save_model(model, buffer)
+    return buffer.getvalue()
 
 
 def model_from_bytes(data: bytes, *, origin: str = "the saved model"):
     """Load a model written by :func:`model_to_bytes`, refusing unsafe ones.
 
     Before Keras sees the bytes, the archive is checked: only the members
-    Keras writes for a network without assets, bounded sizes, a
-    ``Sequential`` of ``InputLayer``/``Dense``/``Dropout`` layers whose
-    sizes agree with the weights stored beside them, and weights that store
-    every byte they declare. So Keras never allocates more than the file
-    holds, nor extracts assets to a folder of its own. Keras then loads it
-    with ``safe_mode=True``, from a private folder removed on every path.
+    Keras writes for a network without assets, every member's checksum, a
+    config equal to what sk-mnist builds (``Sequential`` of ``InputLayer``,
+    ``Dense`` and ``Dropout`` layers with the fields it sets and no other),
+    layer sizes that agree with the weights stored beside them, and weights
+    that store every byte they declare. So Keras never allocates more than
+    the file holds, nor extracts anything to disk. Keras then loads it with
+    ``safe_mode=True``, from memory.
 
     Parameters
     ----------
@@ -51,31 +75,20 @@ def model_from_bytes(data: bytes, *, origin: str = "the saved model"):
     Raises
     ------
     UnsafeModelError
-        The bytes are not such an archive, do not match their weights, or
-        would make Keras run code.
+        The bytes are not such an archive, are damaged, do not match their
+        weights, or would make Keras run code or build anything else.
     """
     if not isinstance(data, bytes | bytearray):
         raise UnsafeModelError(f"{origin}: the network is not a .keras archive.")
-    check_network_archive(bytes(data), origin)
-    with tempfile.TemporaryDirectory(prefix="sk_mnist-") as folder:
-        path = os.path.join(folder, "model.keras")
-        with open(path, "wb") as file:
-            file.write(data)
-        try:
-            return keras.saving.load_model(path, safe_mode=True)
-        except ValueError as exc:
-            if "safe_mode" in str(exc) or "lambda" in str(exc).lower():
-                raise UnsafeModelError(
-                    f"{origin} contains code that Keras would have to run to load "
-                    f"it (such as a Lambda layer); sk-mnist refuses to load it."
-                ) from exc
-            raise UnsafeModelError(
-                f"{origin} could not be loaded as a Keras model: {exc}"
-            ) from exc
-        except (OSError, KeyError, TypeError) as exc:
-            raise UnsafeModelError(
-                f"{origin} is a damaged or foreign .keras archive: {exc}"
-            ) from exc
+    data = bytes(data)
+    check_network_archive(data, origin)
+    try:
+        return saving_lib.load_model(io.BytesIO(data), safe_mode=True)
+    except _LOAD_ERRORS as exc:
+        raise UnsafeModelError(
+            f"{origin}: Keras could not load the network ({type(exc).__name__}: "
+            f"{_short(exc)})."
+        ) from None
 
 
 def check_network_archive(data: bytes, origin) -> None:
@@ -88,7 +101,8 @@ def check_network_archive(data: bytes, origin) -> None:
                 f"holds {sorted(names)}."
             )
         config = _archives.read_json(archive, "config.json", origin, limit=2**20)
-        expected = _expected_weight_shapes(config, origin)
+        _archives.read_json(archive, "metadata.json", origin, limit=2**16)
+        expected = _check_config(config, origin)
         weights = _archives.read_member(archive, _WEIGHTS, origin)
     stored = _stored_weight_shapes(weights, origin)
     if stored != expected:
@@ -101,41 +115,207 @@ def check_network_archive(data: bytes, origin) -> None:
 _WEIGHTS = "model.weights.h5"
 _REQUIRED = {"config.json", _WEIGHTS}
 _MEMBERS = {*_REQUIRED, "metadata.json"}
+_NAME = re.compile(r"[A-Za-z0-9_]{1,64}")
+_COMPILE = {
+    "loss": ["categorical_crossentropy"],
+    "loss_weights": [None],
+    "metrics": [["accuracy"]],
+    "weighted_metrics": [None],
+    "run_eagerly": [False],
+    "steps_per_execution": [1],
+    "jit_compile": [True, False, "auto"],
+}
 
 
-def _expected_weight_shapes(config, origin):
-    """Kernel and bias shapes of each Dense layer of a config, in order."""
+def _check_config(config, origin):
+    """Compare a network config with what sk-mnist builds; the weight shapes.
+
+    Each layer of the file is rebuilt, unbuilt (allocating nothing), by the
+    same functions :func:`~sk_mnist._keras.network.build_network` uses, from
+    the few values sk-mnist lets vary (sizes, activation, rates, seeds,
+    names), each checked first. The file's config must then equal the
+    rebuilt one, field by field: a field sk-mnist never sets (``lora_rank``,
+    a per-layer ``input_shape``, a string dtype, a regularizer of another
+    kind) is refused before Keras sees it. Fields of the rebuilt config that
+    the file leaves out (an older Keras wrote fewer) take Keras's defaults.
+
+    Returns the ``[(kernel shape), (bias shape)]`` of each Dense layer.
+    """
     try:
-        if config["class_name"] != "Sequential":
+        _expect_keys(config, _TOP_KEYS, "the model")
+        if (config["module"], config["class_name"]) != ("keras", "Sequential"):
             raise ValueError(f"a {config['class_name']!r} model")
-        layers = config["config"]["layers"]
-        n_in = None
-        shapes = []
-        for layer in layers:
-            kind, layer_config = layer["class_name"], layer["config"]
-            if kind == "InputLayer":
-                n_in = _positive_int(layer_config["batch_shape"][-1])
-            elif kind == "Dense":
-                units = _positive_int(layer_config["units"])
-                shapes.append([(n_in, units), (units,)])
-                n_in = units
-            elif kind != "Dropout":
-                raise ValueError(f"a {kind!r} layer")
-    except (KeyError, TypeError, IndexError, ValueError) as exc:
+        body = config["config"]
+        layers = body["layers"]
+        if not isinstance(layers, list) or not layers:
+            raise ValueError("no layers")
+        n_in = _check_input(layers[0])
+        shapes, names = [], set()
+        for position, entry in enumerate(layers[1:], start=1):
+            n_out = _check_layer(entry, n_in, last=position == len(layers) - 1)
+            name = entry["config"]["name"]
+            if name in names:
+                raise ValueError(f"two layers named {name!r}")
+            names.add(name)
+            if n_out is not None:
+                shapes.append([(n_in, n_out), (n_out,)])
+                n_in = n_out
+        if not shapes or layers[-1].get("class_name") != "Dense":
+            raise ValueError("no Dense output layer")
+        top = keras.saving.serialize_keras_object(
+            keras.Sequential(name=_name(body["name"]))
+        )["config"]
+        top["build_input_shape"] = [None, _width(layers[0])]
+        _expect_equal({**body, "layers": []}, {**top, "layers": []}, "the model")
+        _expect_equal(
+            config.get("build_config"),
+            {"input_shape": [None, _width(layers[0])]},
+            "the model's build_config",
+        )
+        _check_compile(config.get("compile_config"))
+    except (KeyError, TypeError, IndexError, ValueError, AttributeError) as exc:
         raise UnsafeModelError(
-            f"{origin}: not a network KerasMLPClassifier builds ({exc})."
+            f"{origin}: not a network KerasMLPClassifier builds "
+            f"({type(exc).__name__}: {_short(exc)})."
         ) from None
     return shapes
 
 
-def _positive_int(value):
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"a size of {value!r}")
+_TOP_KEYS = {
+    "module",
+    "class_name",
+    "config",
+    "registered_name",
+    "build_config",
+    "compile_config",
+}
+
+
+def _check_input(entry):
+    width = _width(entry)
+    rebuilt = network.input_layer(width, name=_name(entry["config"]["name"]))
+    _expect_equal(entry, keras.saving.serialize_keras_object(rebuilt), "the input")
+    return width
+
+
+def _width(entry):
+    if entry.get("class_name") != "InputLayer":
+        raise ValueError(f"a first layer {entry.get('class_name')!r}")
+    shape = entry["config"]["batch_shape"]
+    if not (isinstance(shape, list) and len(shape) == 2 and shape[0] is None):
+        raise ValueError(f"an input shape {shape!r}")
+    return _positive_int(shape[1])
+
+
+def _check_layer(entry, n_in, *, last):
+    """Check one Dense or Dropout layer; return a Dense layer's units."""
+    kind, config = entry["class_name"], entry["config"]
+    name = _name(config["name"])
+    if kind == "Dense":
+        activation = config["activation"]
+        if last and activation != "softmax":
+            raise ValueError(
+                f"the output layer {name!r} has activation {_short(activation)}: "
+                f"the network does not end in a softmax"
+            )
+        if not isinstance(activation, str):
+            raise ValueError(f"activation {_short(activation)} in layer {name!r}")
+        network.check_activation(activation)
+        units = _positive_int(config["units"])
+        seed = _seed(config["kernel_initializer"]["config"]["seed"])
+        rebuilt = network.dense_layer(units, activation, seed, name)
+        expected = {
+            **keras.saving.serialize_keras_object(rebuilt),
+            "build_config": {"input_shape": [None, n_in]},
+        }
+        _expect_equal(entry, expected, f"layer {name!r}")
+        return units
+    if kind == "Dropout" and not last:
+        rate = config["rate"]
+        if not (isinstance(rate, float | int) and 0 <= rate < 1):
+            raise ValueError(f"a dropout rate of {rate!r} in layer {name!r}")
+        rebuilt = network.dropout_layer(float(rate), _seed(config["seed"]), name)
+        _expect_equal(entry, keras.saving.serialize_keras_object(rebuilt), name)
+        return None
+    raise ValueError(f"a {kind!r} layer")
+
+
+def _check_compile(config):
+    """The compile config sk-mnist writes: its loss, metric and a Keras optimizer."""
+    if config is None:
+        return
+    _expect_keys(config, {"optimizer", *_COMPILE}, "the compile config")
+    for key, allowed in _COMPILE.items():
+        if key in config and config[key] not in allowed:
+            raise ValueError(f"{key}={config[key]!r} in the compile config")
+    optimizer = config["optimizer"]
+    if isinstance(optimizer, str):
+        optimizer = {"class_name": optimizer, "config": {}}
+    instance = optimizer_from_config(optimizer)
+    _expect_keys(
+        optimizer.get("config") or {}, type(instance)().get_config(), "the optimizer"
+    )
+
+
+def _expect_keys(found, allowed, where):
+    unknown = set(found) - set(allowed)
+    if unknown:
+        raise ValueError(f"{where} sets {sorted(unknown)}, which sk-mnist never writes")
+
+
+def _expect_equal(found, expected, where):
+    """``found`` equals ``expected`` as JSON, fields absent from ``found`` aside."""
+    found, expected = _plain(found), _plain(expected)
+    if isinstance(found, dict) and isinstance(expected, dict):
+        _expect_keys(found, expected, where)
+        for key, value in found.items():
+            _expect_equal(value, expected[key], f"{where}: {key}")
+    elif found != expected:
+        raise ValueError(
+            f"{where} is {_short(found)}; sk-mnist writes {_short(expected)}"
+        )
+
+
+def _plain(value):
+    """JSON-comparable: tuples as lists, Keras's shared-object ids dropped."""
+    value = json.loads(json.dumps(value))
+    if isinstance(value, dict):
+        value.pop("shared_object_id", None)
     return value
 
 
+def _name(value):
+    if not (isinstance(value, str) and _NAME.fullmatch(value)):
+        raise ValueError(f"a layer name {_short(value)}")
+    return value
+
+
+def _seed(value):
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**32:
+        raise ValueError(f"a seed of {_short(value)}")
+    return value
+
+
+def _positive_int(value):
+    # No MNIST network comes near 2**24 units; the weights bound the rest.
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 2**24:
+        raise ValueError(f"a size of {_short(value)}")
+    return value
+
+
+def _short(value, limit=120):
+    text = str(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def _stored_weight_shapes(weights, origin):
-    """The shapes stored per Dense layer, checking every dataset is all there."""
+    """The shapes stored per Dense layer, every dataset read in full.
+
+    A dataset must store the bytes it declares, and reading them all finds
+    damaged bytes here rather than inside Keras.
+    """
     import h5py
 
     def check(name, item):
@@ -146,6 +326,11 @@ def _stored_weight_shapes(weights, origin):
                     f"{origin}: the weight {name} declares shape {item.shape} but "
                     f"does not store its {declared} bytes."
                 )
+            if item.dtype.kind not in "fiu":
+                raise UnsafeModelError(
+                    f"{origin}: the weight {name} holds {item.dtype}, not numbers."
+                )
+            item[()]
 
     try:
         with h5py.File(io.BytesIO(weights), "r") as file:
@@ -164,9 +349,17 @@ def _stored_weight_shapes(weights, origin):
             ]
     except UnsafeModelError:
         raise
-    except (OSError, KeyError, TypeError, ValueError) as exc:
+    except (
+        OSError,
+        KeyError,
+        TypeError,
+        ValueError,
+        RuntimeError,
+        OverflowError,
+    ) as exc:
         raise UnsafeModelError(
-            f"{origin}: the network's weights file is damaged ({exc})."
+            f"{origin}: the network's weights file is damaged "
+            f"({type(exc).__name__}: {_short(exc)})."
         ) from None
 
 
@@ -185,19 +378,39 @@ def seed_states(model) -> list[list[int]]:
 
 
 def set_seed_states(model, states) -> None:
-    """Restore counters taken by :func:`seed_states` on an identical model."""
+    """Restore counters taken by :func:`seed_states` on an identical model.
+
+    Each must be a list of integers that fits the generator's own state
+    variable (shape and dtype): anything else came from an edited file.
+    """
     generators = [
         layer.seed_generator
         for layer in model.layers
         if getattr(layer, "seed_generator", None) is not None
     ]
-    if len(generators) != len(states):
+    if not isinstance(states, list) or len(generators) != len(states):
         raise UnsafeModelError(
             f"the saved model has {len(generators)} random layers but "
-            f"{len(states)} seed states were saved with it."
+            f"{_short(states)} was saved as their seed states."
         )
     for generator, state in zip(generators, states, strict=True):
-        generator.state.assign(np.asarray(state, dtype=generator.state.dtype))
+        dtype = np.dtype(generator.state.dtype)
+        limits = np.iinfo(dtype)
+        if not (
+            isinstance(state, list)
+            and len(state) == generator.state.shape[0]
+            and all(
+                isinstance(v, int)
+                and not isinstance(v, bool)
+                and limits.min <= v <= limits.max
+                for v in state
+            )
+        ):
+            raise UnsafeModelError(
+                f"the saved seed state {_short(state)} is not "
+                f"{generator.state.shape[0]} integers of {dtype}."
+            )
+        generator.state.assign(np.asarray(state, dtype=dtype))
 
 
 def optimizer_to_config(optimizer) -> dict:

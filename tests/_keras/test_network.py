@@ -139,3 +139,23 @@ def test_predicting_in_chunks_equals_one_call():
         rtol=1e-5,
         atol=1e-7,
     )
+
+
+@pytest.mark.parametrize(
+    ("activation", "message"),
+    [
+        ("threshold", r"maps each unit to one value.*got 'threshold'\.$"),
+        ("glu", r"got 'glu': it turns 2 units into shape \(1,\)"),
+    ],
+)
+def test_an_activation_that_is_no_element_wise_function_is_refused(activation, message):
+    # Keras knows both names, but a hidden layer cannot use them: the check
+    # builds a layer and calls it, as fit would.
+    assert keras.activations.get(activation) is not None
+    with pytest.raises(ValueError, match=message):
+        network.check_activation(activation)
+
+
+@pytest.mark.parametrize("activation", sorted(["relu", "gelu", "softmax", "tanh"]))
+def test_element_wise_activations_pass_the_check(activation):
+    network.check_activation(activation)
