@@ -477,6 +477,7 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         from ._keras import serialization
 
         state = dict(state)
+        _check_fitted_state(state)
         if isinstance(state.get("optimizer"), dict):
             state["optimizer"] = serialization.optimizer_from_config(state["optimizer"])
         if "classes_" in state and "model_" not in state:
@@ -499,6 +500,77 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         tags.input_tags.allow_nan = False
         tags.classifier_tags.multi_label = False
         return tags
+
+
+def _check_fitted_state(state):
+    """Refuse a saved state whose fitted attributes no fit could have made.
+
+    What a file holds is data, not an estimator: ``classes_`` as a list, a
+    structured, 2-D or NaN-holding array, a foreign random generator or a
+    history of strings would load and fail later, inside ``predict``.
+    """
+    if "classes_" in state:
+        classes = state["classes_"]
+        if not (
+            isinstance(classes, np.ndarray)
+            and classes.ndim == 1
+            and len(classes) >= 2
+            and classes.dtype.names is None
+            and classes.dtype.kind in "biufUO"
+        ):
+            raise UnsafeModelError(
+                f"the saved classes_ must be a 1-D array of at least 2 labels; got "
+                f"{type(classes).__name__} {_brief(classes)}."
+            )
+        if classes.dtype.kind == "O" and not all(
+            isinstance(c, str | Integral) for c in classes.tolist()
+        ):
+            raise UnsafeModelError(
+                f"the saved classes_ holds objects other than strings and integers: "
+                f"{_brief(classes)}."
+            )
+        if classes.dtype.kind == "f" and not np.isfinite(classes).all():
+            raise UnsafeModelError(
+                f"the saved classes_ holds NaN or infinite labels: {_brief(classes)}."
+            )
+        if len(np.unique(classes)) != len(classes) or (
+            classes.tolist() != sorted(classes.tolist())
+        ):
+            raise UnsafeModelError(
+                f"the saved classes_ must be sorted and distinct, as fit makes "
+                f"them; got {_brief(classes)}."
+            )
+    n_features = state.get("n_features_in_", 1)
+    if (
+        not isinstance(n_features, Integral)
+        or isinstance(n_features, bool)
+        or (n_features < 1)
+    ):
+        raise UnsafeModelError(
+            f"the saved n_features_in_ must be a positive integer; got "
+            f"{_brief(n_features)}."
+        )
+    if "_rng" in state and not isinstance(state["_rng"], np.random.RandomState):
+        raise UnsafeModelError(
+            f"the saved _rng must be a numpy RandomState; got "
+            f"{type(state['_rng']).__name__}."
+        )
+    history = state.get("history_", {})
+    if not isinstance(history, dict) or not all(
+        isinstance(key, str)
+        and isinstance(values, list)
+        and all(isinstance(v, Real) and not isinstance(v, bool) for v in values)
+        for key, values in history.items()
+    ):
+        raise UnsafeModelError(
+            f"the saved history_ must map metric names to lists of numbers; got "
+            f"{_brief(history)}."
+        )
+
+
+def _brief(value, limit=120):
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _check_layers(hidden_layer_sizes, dropout):

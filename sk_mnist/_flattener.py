@@ -184,6 +184,19 @@ class MNISTFlattener(TransformerMixin, BaseEstimator):
             names = np.asarray(pixel_names(self.n_features_in_), dtype=object)
         return names
 
+    def __setstate__(self, state):
+        """Restore a pickled or saved flattener, refusing edited fitted state.
+
+        ``image_shape_`` must be two positive integers whose product is
+        ``n_features_in_``, and ``scale_`` a positive finite number, as
+        :meth:`fit` makes them: a file is data, and a scale of 0 or an image
+        shape of 10**9 pixels would only fail later, in ``transform``.
+        """
+        if "image_shape_" in state or "scale_" in state:
+            _check_fitted_state(state)
+            state = {**state, "image_shape_": tuple(state["image_shape_"])}
+        super().__setstate__(state)
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.positive_only = True
@@ -316,3 +329,37 @@ class MNISTFlattener(TransformerMixin, BaseEstimator):
         else:
             np.divide(X, self.scale_, out=out, dtype=np.float32, casting="unsafe")
         return out
+
+
+def _check_fitted_state(state):
+    from .exceptions import UnsafeModelError
+
+    n = state.get("n_features_in_")
+    shape = state.get("image_shape_")
+    scale = state.get("scale_")
+    ints = (
+        isinstance(shape, tuple | list)
+        and len(shape) == 2
+        and all(isinstance(d, Integral) and not isinstance(d, bool) for d in shape)
+    )
+    if not (
+        ints
+        and isinstance(n, Integral)
+        and min(shape) >= 1
+        and shape[0] * shape[1] == n
+    ):
+        raise UnsafeModelError(
+            f"the saved MNISTFlattener has image_shape_={shape!r} for "
+            f"n_features_in_={n!r}; expected two positive integers whose product "
+            f"is n_features_in_."
+        )
+    if not (
+        isinstance(scale, Real)
+        and not isinstance(scale, bool)
+        and math.isfinite(scale)
+        and scale > 0
+    ):
+        raise UnsafeModelError(
+            f"the saved MNISTFlattener has scale_={scale!r}; expected a positive "
+            f"finite number."
+        )

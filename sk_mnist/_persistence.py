@@ -11,6 +11,8 @@ types sk-mnist trusts.
 
 from __future__ import annotations
 
+import zipfile
+import zlib
 from pathlib import Path
 
 from ._utils import _archives
@@ -110,6 +112,8 @@ def load(path, trusted=None):
         There is no such file, or it is a folder.
     ValueError
         It is not a regular file (a FIFO or device), or is implausibly large.
+    TypeError
+        ``trusted`` is not a list of type names (a lone string, ``True``).
 
     See Also
     --------
@@ -130,11 +134,12 @@ def load(path, trusted=None):
     """
     import skops.io
 
+    trusted = _check_trusted(trusted)
     data = read_bounded(path, _MAX_FILE_BYTES, what="model file")
     _check_archive(data, path)
     try:
         untrusted = skops.io.get_untrusted_types(data=data)
-        refused = sorted(set(untrusted) - set(TRUSTED_TYPES) - set(trusted or ()))
+        refused = sorted(set(untrusted) - set(TRUSTED_TYPES) - set(trusted))
         if refused:
             raise UnsafeModelError(
                 f"{path} holds types that are not trusted: {refused}. Load it with "
@@ -144,27 +149,44 @@ def load(path, trusted=None):
         return skops.io.loads(data, trusted=untrusted)
     except UnsafeModelError:
         raise
-    except (
-        ValueError,
-        TypeError,
-        KeyError,
-        AttributeError,
-        IndexError,
-        RecursionError,
-    ) as exc:
+    except _LOAD_ERRORS as exc:
         raise UnsafeModelError(
-            f"{path} is damaged or was edited ({type(exc).__name__}: {exc})."
+            f"{path} is damaged or was edited ({type(exc).__name__}: {str(exc)[:300]})."
         ) from exc
+
+
+# What skops, numpy and the estimators' own __setstate__ raise for a file
+# that passed the archive checks but holds edited or damaged state.
+_LOAD_ERRORS = (
+    ValueError,
+    TypeError,
+    KeyError,
+    AttributeError,
+    IndexError,
+    RecursionError,
+    OverflowError,
+    EOFError,
+    RuntimeError,
+    zipfile.BadZipFile,
+    zlib.error,
+)
+
+
+def _check_trusted(trusted):
+    """``trusted`` as a list of type names: None, or a list or tuple of str."""
+    if trusted is None:
+        return []
+    if isinstance(trusted, list | tuple) and all(isinstance(t, str) for t in trusted):
+        return list(trusted)
+    raise TypeError(
+        f"trusted must be None or a list of type names such as "
+        f"['mymodule.MyTransformer'], got {trusted!r}."
+    )
 
 
 def _check_archive(data, path):
     """Refuse what is not a skops file, or declares more than it holds."""
-    archive = _archives.open_zip(
-        data,
-        path,
-        expected="a skops model file (a pickle or joblib file is refused, since "
-        "loading it could run code)",
-    )
+    archive = _archives.open_zip(data, path, expected=_what_it_is(data))
     with archive:
         names = set(archive.namelist())
         if _OLD_MANIFEST in names and _SCHEMA not in names:
@@ -177,6 +199,18 @@ def _check_archive(data, path):
             raise UnsafeModelError(f"{path} is not a skops model file: no {_SCHEMA}.")
         _archives.read_json(archive, _SCHEMA, path, limit=_MAX_SCHEMA_BYTES)
         _archives.check_npy_members(archive, path)
+
+
+def _what_it_is(data):
+    """What to call a file that is not a zip archive, from its first bytes."""
+    if data[:1] == b"\x80":  # pickle protocols 2 and newer start so
+        return (
+            "a skops model file (it starts as a pickle does: a pickle or joblib "
+            "file is refused, since loading it could run code)"
+        )
+    if data[:2] == b"PK":
+        return "a skops model file (its zip archive is damaged or truncated)"
+    return "a skops model file"
 
 
 __all__ = ["TRUSTED_TYPES", "load", "save"]

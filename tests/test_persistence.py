@@ -7,12 +7,15 @@ import json
 import os
 import pickle
 import re
+import signal
 import stat
 import subprocess
 import sys
 import textwrap
+import time
 import zipfile
 from pathlib import Path
+from unittest import mock
 
 import h5py
 import keras
@@ -28,6 +31,7 @@ from sklearn.pipeline import FeatureUnion, Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 import sk_mnist
+import sk_mnist._keras.serialization
 from sk_mnist import KerasMLPClassifier, MNISTFlattener, load, save
 from sk_mnist.exceptions import UnsafeModelError
 
@@ -326,12 +330,14 @@ def _with_network(saved, out, edit):
     name = _network_member(members)
     with zipfile.ZipFile(io.BytesIO(members[name])) as archive:
         network = {i.filename: archive.read(i) for i in archive.infolist()}
-    edit(network)
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for member, data in network.items():
-            archive.writestr(member, data)
-    members[name] = buffer.getvalue()
+    raw = edit(network)  # the edited members, or the archive's bytes
+    if raw is None:
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            for member, data in network.items():
+                archive.writestr(member, data)
+        raw = buffer.getvalue()
+    members[name] = raw
     return _write_zip(out, members)
 
 
@@ -351,6 +357,7 @@ def _huge_declared_weights(network):
     dense = [layer for layer in layers if layer["class_name"] == "Dense"]
     units = 2**20
     dense[0]["config"]["units"] = units
+    dense[-1]["build_config"]["input_shape"] = [None, units]
     network["config.json"] = json.dumps(config).encode()
     n_in = layers[0]["config"]["batch_shape"][-1]
     n_out = dense[-1]["config"]["units"]
@@ -421,7 +428,67 @@ def _mismatched(fitted_clf, tmp, edit):
     return save(clf, tmp)
 
 
-def _hostile_files(saved, fitted_clf, tmp):
+def _edited_pipeline(pipe, tmp, edit):
+    pipe = pickle.loads(pickle.dumps(pipe))
+    edit(pipe)
+    return save(pipe, tmp)
+
+
+def _with_seed_states(fitted_clf, tmp, states):
+    with mock.patch.object(
+        sk_mnist._keras.serialization, "seed_states", return_value=states
+    ):
+        return save(fitted_clf, tmp)
+
+
+def _size_lie(saved, out):
+    """The network member's size, in both its headers, 10 bytes smaller."""
+    data = bytearray(saved.read_bytes())
+    with zipfile.ZipFile(saved) as archive:
+        info = archive.getinfo(_network_member(_members(saved)))
+    smaller = (info.file_size - 10).to_bytes(4, "little")
+    data[info.header_offset + 22 : info.header_offset + 26] = smaller
+    name = info.filename.encode()
+    central = data.find(b"PK\x01\x02")
+    while central != -1:
+        length = int.from_bytes(data[central + 28 : central + 30], "little")
+        if data[central + 46 : central + 46 + length] == name:
+            data[central + 24 : central + 28] = smaller
+        central = data.find(b"PK\x01\x02", central + 4)
+    out.write_bytes(bytes(data))
+    return out
+
+
+def _flipped_network_byte(saved, out):
+    data = bytearray(saved.read_bytes())
+    with zipfile.ZipFile(saved) as archive:
+        info = archive.getinfo(_network_member(_members(saved)))
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    data[start + info.compress_size // 2] ^= 0xFF
+    out.write_bytes(bytes(data))
+    return out
+
+
+def _encrypted_inner(network):
+    inner = io.BytesIO()
+    with zipfile.ZipFile(inner, "w") as archive:
+        for member, content in network.items():
+            archive.writestr(member, content)
+    data = bytearray(inner.getvalue())
+    start = 0
+    while (start := data.find(b"PK\x01\x02", start)) != -1:
+        data[start + 8] |= 1
+        start += 4
+    return bytes(data)
+
+
+def _damaged_h5(network):
+    weights = bytearray(network["model.weights.h5"])
+    weights[:64] = b"\xff" * 64
+    network["model.weights.h5"] = bytes(weights)
+
+
+def _hostile_files(saved, fitted_clf, tmp, pipe):
     """Each hostile file, with the exception and message its load must give."""
     bomb = io.BytesIO()
     with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -490,11 +557,25 @@ def _hostile_files(saved, fitted_clf, tmp):
                 saved,
                 tmp / "units.skops",
                 _edit_config(
+                    lambda layers: (
+                        layers[1]["config"].update(units=1000),
+                        layers[-1]["build_config"].update(input_shape=[None, 1000]),
+                    )
+                ),
+            ),
+            "UnsafeModelError",
+            r"call for weights of shapes .*1000",
+        ),
+        "absurd-layer-size": (
+            _with_network(
+                saved,
+                tmp / "absurd.skops",
+                _edit_config(
                     lambda layers: layers[1]["config"].update(units=2_000_000_000)
                 ),
             ),
             "UnsafeModelError",
-            r"call for weights of shapes .*2000000000",
+            r"not a network KerasMLPClassifier builds .*a size of 2000000000",
         ),
         "weights-declared-not-stored": (
             _with_network(saved, tmp / "lazy.skops", _huge_declared_weights),
@@ -537,6 +618,123 @@ def _hostile_files(saved, fitted_clf, tmp):
             "UnsafeModelError",
             r"does not end in a softmax",
         ),
+        "lora-rank": (
+            _with_network(
+                saved,
+                tmp / "lora.skops",
+                _edit_config(
+                    lambda layers: layers[1]["config"].update(lora_rank=500_000)
+                ),
+            ),
+            "UnsafeModelError",
+            r"config sets \['lora_rank'\], which sk-mnist never writes",
+        ),
+        "per-layer-input-shape": (
+            _with_network(
+                saved,
+                tmp / "input-shape.skops",
+                _edit_config(
+                    lambda layers: layers[-1]["build_config"].update(
+                        input_shape=[None, 100_000_000]
+                    )
+                ),
+            ),
+            "UnsafeModelError",
+            r"input_shape is \[None, 100000000\]",
+        ),
+        "string-dtype-input": (
+            _with_network(
+                saved,
+                tmp / "string-input.skops",
+                _edit_config(lambda layers: layers[0]["config"].update(dtype="string")),
+            ),
+            "UnsafeModelError",
+            r"dtype is string; sk-mnist writes float32",
+        ),
+        "flipped-network-byte": (
+            _flipped_network_byte(saved, tmp / "flipped.skops"),
+            "UnsafeModelError",
+            r"is damaged or truncated \(BadZipFile: Bad CRC-32",
+        ),
+        "size-lie": (
+            _size_lie(saved, tmp / "size-lie.skops"),
+            "UnsafeModelError",
+            r"is damaged or truncated",
+        ),
+        "encrypted-network-member": (
+            _with_network(saved, tmp / "enc-inner.skops", _encrypted_inner),
+            "UnsafeModelError",
+            r"encrypted",
+        ),
+        "damaged-weights": (
+            _with_network(saved, tmp / "h5.skops", _damaged_h5),
+            "UnsafeModelError",
+            r"weights file is damaged",
+        ),
+        "40-digit-seed-counter": (
+            _with_seed_states(fitted_clf, tmp / "seed.skops", [[10**40, 0]]),
+            "UnsafeModelError",
+            r"seed state \[10{40}, 0\] is not 2 integers",
+        ),
+        "classes-as-a-list": (
+            _mismatched(
+                fitted_clf,
+                tmp / "classes-list.skops",
+                lambda c: setattr(c, "classes_", c.classes_.tolist()),
+            ),
+            "UnsafeModelError",
+            r"classes_ must be a 1-D array .* got list",
+        ),
+        "classes-2d": (
+            _mismatched(
+                fitted_clf,
+                tmp / "classes-2d.skops",
+                lambda c: setattr(c, "classes_", c.classes_.reshape(2, 5)),
+            ),
+            "UnsafeModelError",
+            r"classes_ must be a 1-D array",
+        ),
+        "classes-nan": (
+            _mismatched(
+                fitted_clf,
+                tmp / "classes-nan.skops",
+                lambda c: setattr(c, "classes_", np.r_[np.arange(9.0), np.nan]),
+            ),
+            "UnsafeModelError",
+            r"classes_ holds NaN",
+        ),
+        "classes-structured": (
+            _mismatched(
+                fitted_clf,
+                tmp / "classes-struct.skops",
+                lambda c: setattr(
+                    c, "classes_", np.zeros(10, dtype=[("a", "i4"), ("b", "f4")])
+                ),
+            ),
+            "UnsafeModelError",
+            r"classes_ must be a 1-D array",
+        ),
+        "rng-replaced": (
+            _mismatched(fitted_clf, tmp / "rng.skops", lambda c: setattr(c, "_rng", 5)),
+            "UnsafeModelError",
+            r"_rng must be a numpy RandomState; got int",
+        ),
+        "flattener-scale-zero": (
+            _edited_pipeline(
+                pipe, tmp / "scale.skops", lambda p: setattr(p[0], "scale_", 0.0)
+            ),
+            "UnsafeModelError",
+            r"scale_=0.0; expected a positive finite number",
+        ),
+        "flattener-absurd-image-shape": (
+            _edited_pipeline(
+                pipe,
+                tmp / "image-shape.skops",
+                lambda p: setattr(p[0], "image_shape_", (10**9, 10**9)),
+            ),
+            "UnsafeModelError",
+            r"image_shape_=\(1000000000, 1000000000\) for n_features_in_=784",
+        ),
         "folder": (tmp / "folder.skops", "IsADirectoryError", r"is a folder"),
         "fifo": (fifo, "ValueError", r"not a regular file"),
         "device": (Path("/dev/zero"), "ValueError", r"not a regular file"),
@@ -569,7 +767,7 @@ def test_every_hostile_file_is_refused_with_bounded_memory_and_no_leftovers(
 ):
     hostile = tmp_path / "hostile"
     hostile.mkdir()
-    cases = _hostile_files(saved, fitted[0][-1], hostile)
+    cases = _hostile_files(saved, fitted[0][-1], hostile, fitted[0])
     (hostile / "folder.skops").mkdir()
     before = {
         p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in hostile.iterdir()
@@ -601,3 +799,54 @@ def test_every_hostile_file_is_refused_with_bounded_memory_and_no_leftovers(
         p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in hostile.iterdir()
     }
     assert after == before
+
+
+@pytest.mark.parametrize("trusted", ["numpy.load", True, [1], {"a": 1}])
+def test_trusted_must_be_a_list_of_type_names(saved, trusted):
+    with pytest.raises(
+        TypeError, match=r"trusted must be None or a list of type names"
+    ):
+        load(saved, trusted=trusted)
+
+
+def test_a_truncated_file_is_called_damaged_not_a_pickle(saved, tmp_path):
+    cut = tmp_path / "cut.skops"
+    cut.write_bytes(saved.read_bytes()[:5000])
+    with pytest.raises(UnsafeModelError, match="damaged or truncated") as info:
+        load(cut)
+    assert "pickle" not in str(info.value)
+
+
+_SLOW_LOADS = textwrap.dedent(
+    """
+    import sys
+    from sk_mnist import load
+    print("loading", flush=True)
+    while True:
+        load(sys.argv[1])
+    """
+)
+
+
+def test_sigterm_while_loading_leaves_no_temporary_file(saved, tmp_path):
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {**os.environ, "TMPDIR": str(scratch), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    process = subprocess.Popen(
+        [sys.executable, "-c", _SLOW_LOADS, str(saved)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert process.stdout.readline() == "loading\n"
+        for _ in range(20):  # SIGTERM lands somewhere inside a load
+            time.sleep(0.1)
+            assert list(scratch.iterdir()) == []
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == -signal.SIGTERM
+    assert list(scratch.iterdir()) == []

@@ -61,7 +61,29 @@ def open_zip(
                 f"{info.file_size} bytes from {info.compress_size}; refusing a "
                 f"likely decompression bomb."
             )
+    _check_checksums(archive, origin)
     return archive
+
+
+def _check_checksums(archive: zipfile.ZipFile, origin) -> None:
+    """Read every member through once, in chunks: zipfile checks its CRC-32.
+
+    A flipped byte, a member shorter or longer than its header says, or a
+    damaged deflate stream is found here, as one clear error, instead of
+    inside whichever library reads that member later.
+    """
+    for info in archive.infolist():
+        try:
+            with archive.open(info) as member:
+                while member.read(1 << 20):
+                    pass
+        except (*_READ_ERRORS, ValueError, RuntimeError) as exc:
+            # RuntimeError: zipfile's word for an encrypted member.
+            archive.close()
+            raise UnsafeModelError(
+                f"{origin}: the member {info.filename} is damaged or truncated "
+                f"({type(exc).__name__}: {exc})."
+            ) from None
 
 
 def read_member(archive: zipfile.ZipFile, name: str, origin) -> bytes:

@@ -43,9 +43,11 @@ def atomic_write(path, mode="wb"):
     """
     path = Path(path)
     folder = path.parent
-    if path.is_dir():
-        raise IsADirectoryError(f"{path} is a directory; expected a file name.")
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=_TMP_PREFIX, suffix=".part")
+    check_replaceable(path)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=_TMP_PREFIX, suffix=".part")
+    except OSError as exc:
+        raise _about(exc, path) from None
     try:
         with os.fdopen(fd, mode) as file:
             yield file
@@ -53,11 +55,44 @@ def atomic_write(path, mode="wb"):
             os.fsync(file.fileno())
         os.chmod(tmp, _mode_for(path))
         os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        # Name the file the user asked for, not the temporary one.
+        raise _about(exc, path) from None
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    _fsync_folder(folder)
+    fsync_folder(folder)
+
+
+def check_replaceable(path) -> None:
+    """Refuse to write ``path`` where something other than a regular file is.
+
+    A FIFO, socket or device node (``/dev/null``) would otherwise be
+    replaced by a regular file, and a folder cannot be.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise _about(exc, path) from None
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(f"{path} is a folder; expected a file name.")
+    if not stat.S_ISREG(mode):
+        raise ValueError(
+            f"{path} exists and is not a regular file (a FIFO, socket or device); "
+            f"refusing to replace it."
+        )
+
+
+def _about(exc, path):
+    """``exc`` as an error about ``path`` (its own message, without temp names)."""
+    if exc.errno is None:
+        return exc
+    return type(exc)(exc.errno, exc.strerror or str(exc), str(path))
 
 
 def _mode_for(path):
@@ -70,7 +105,7 @@ def _mode_for(path):
         return 0o666 & ~umask
 
 
-def _fsync_folder(folder):
+def fsync_folder(folder):
     # Makes the rename itself durable; not every file system allows it.
     with contextlib.suppress(OSError):
         fd = os.open(folder, os.O_RDONLY)
@@ -111,13 +146,21 @@ def check_regular_file(path, *, what="file") -> Path:
 
 
 def read_bounded(path, limit, *, what="file") -> bytes:
-    """The bytes of the regular file ``path``, refusing more than ``limit``."""
+    """The bytes of the regular file ``path``, refusing more than ``limit``.
+
+    The file's size is taken from the open file before reading, so memory
+    follows the file (a 260 KB model takes 260 KB, whatever ``limit`` is),
+    and a file that grows while it is read is refused.
+    """
     path = check_regular_file(path, what=what)
     with open(path, "rb") as file:
-        data = file.read(limit + 1)
-    if len(data) > limit:
-        raise ValueError(
-            f"{path} is larger than {limit} bytes, more than any {what} sk-mnist "
-            f"writes."
-        )
+        size = os.fstat(file.fileno()).st_size
+        if size > limit:
+            raise ValueError(
+                f"{path} is {size} bytes, larger than any {what} sk-mnist writes "
+                f"({limit} bytes at most)."
+            )
+        data = file.read(size + 1)
+    if len(data) != size:
+        raise ValueError(f"{path} changed size while it was read; try again.")
     return data

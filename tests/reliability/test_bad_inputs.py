@@ -558,7 +558,7 @@ CASES = [
         lambda t: (fitted_clf(), t),
         save,
         IsADirectoryError,
-        "is a directory",
+        "is a folder",
     ),
     Case(
         "save-unfitted",
