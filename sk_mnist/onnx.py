@@ -22,9 +22,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import onnx
 from onnx import TensorProto
 from skl2onnx import update_registered_converter
 from skl2onnx.common.data_types import (
+    BooleanTensorType,
     FloatTensorType,
     Int64TensorType,
     StringTensorType,
@@ -124,9 +126,11 @@ class _Graph:
 
     def array(self, hint, array):
         name = self.name(hint)
-        kind = {"f": TensorProto.FLOAT, "i": TensorProto.INT64}.get(
-            array.dtype.kind, TensorProto.STRING
-        )
+        kind = {
+            "f": TensorProto.FLOAT,
+            "i": TensorProto.INT64,
+            "b": TensorProto.BOOL,
+        }.get(array.dtype.kind, TensorProto.STRING)
         content = (
             array.ravel()
             if kind != TensorProto.STRING
@@ -164,12 +168,21 @@ def _classifier_shapes(operator):
 
 
 def _label_type(classes):
-    if classes.dtype.kind in "iub":
+    if classes.dtype.kind == "b":
+        return BooleanTensorType
+    if classes.dtype.kind in "iu":
+        if classes.max() > np.iinfo(np.int64).max:
+            raise ValueError(
+                f"ONNX labels are at most int64; classes_ holds "
+                f"{classes.max()}, which would wrap around. Encode the labels "
+                f"first (for example with LabelEncoder)."
+            )
         return Int64TensorType
     if all(isinstance(c, str) for c in classes.tolist()):
         return StringTensorType
     raise ValueError(
-        f"ONNX labels are integers or strings; classes_ has dtype {classes.dtype}."
+        f"ONNX labels are integers, booleans or strings; classes_ has dtype "
+        f"{classes.dtype}."
     )
 
 
@@ -202,7 +215,7 @@ def _convert_classifier(scope, operator, container):
         "ArgMax", [x], [index], name=graph.name("ArgMax"), axis=1, keepdims=0
     )
     classes = clf.classes_
-    classes = classes.astype(np.int64) if classes.dtype.kind in "iub" else classes
+    classes = classes.astype(np.int64) if classes.dtype.kind in "iu" else classes
     container.add_node(
         "Gather",
         [graph.array("classes", np.asarray(classes)), index],
@@ -287,22 +300,24 @@ def to_onnx(estimator, path=None, *, images=False, zipmap=False, target_opset=No
         skl2onnx's ZipMap after the classifier: ``False`` gives the
         probabilities as a float matrix, in ``classes_`` order.
     target_opset : int, default=None
-        ONNX opset; skl2onnx's newest by default.
+        ONNX opset, from ``MIN_OPSET`` (13) to the newest the installed onnx
+        knows; skl2onnx's newest by default.
 
     Returns
     -------
     onnx.ModelProto
-        Inputs: ``X``. Outputs: ``label`` (``classes_``) and
-        ``probabilities``.
+        Inputs: ``X``. Outputs: ``label`` (``classes_``: int64 for integer
+        labels, bool for booleans, strings otherwise) and ``probabilities``.
 
     Raises
     ------
     sklearn.exceptions.NotFittedError
         The estimator is not fitted.
     ValueError
-        A step skl2onnx cannot convert, an activation ONNX cannot express,
-        ``images=True`` without a leading flattener, or an estimator fitted
-        on named DataFrame columns. No file is written.
+        No KerasMLPClassifier in it, a step skl2onnx cannot convert, an
+        activation ONNX cannot express, labels beyond int64, ``images=True``
+        without a leading flattener, an estimator fitted on named DataFrame
+        columns, or a ``target_opset`` out of range. No file is written.
 
     Examples
     --------
@@ -324,6 +339,12 @@ def to_onnx(estimator, path=None, *, images=False, zipmap=False, target_opset=No
     from skl2onnx.common.exceptions import MissingConverter, MissingShapeCalculator
 
     check_is_fitted(estimator)
+    target_opset = _check_opset(target_opset)
+    if not _classifiers(estimator):
+        raise ValueError(
+            f"to_onnx exports a pipeline that ends in KerasMLPClassifier; got a "
+            f"{type(estimator).__name__} without one."
+        )
     names = getattr(estimator, "feature_names_in_", None)
     if names is not None:
         raise ValueError(
@@ -349,9 +370,18 @@ def to_onnx(estimator, path=None, *, images=False, zipmap=False, target_opset=No
             options=options,
             target_opset=target_opset,
         )
-    except (MissingShapeCalculator, MissingConverter) as exc:
+    except (MissingShapeCalculator, MissingConverter, RuntimeError) as exc:
+        # skl2onnx raises RuntimeError for steps it knows but cannot convert
+        # as configured, such as FunctionTransformer(np.sqrt).
         raise ValueError(
             f"skl2onnx cannot convert a step of this pipeline: {exc}".split("\n")[0]
+        ) from None
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+        raise ValueError(
+            f"the converted model is not valid ONNX at target_opset={target_opset} "
+            f"({str(exc).splitlines()[0]})."
         ) from None
     if path is not None:
         from ._utils._files import atomic_write
@@ -361,9 +391,31 @@ def to_onnx(estimator, path=None, *, images=False, zipmap=False, target_opset=No
     return model
 
 
+#: Softmax over one axis, Clip with bound inputs and the other operators the
+#: converters write need opset 13.
+MIN_OPSET = 13
+
+
+def _check_opset(target_opset):
+    """None, or an opset between ``MIN_OPSET`` and what onnx itself knows."""
+    if target_opset is None:
+        return None
+    newest = onnx.defs.onnx_opset_version()
+    if (
+        not isinstance(target_opset, int)
+        or isinstance(target_opset, bool)
+        or not MIN_OPSET <= target_opset <= newest
+    ):
+        raise ValueError(
+            f"target_opset must be an integer from {MIN_OPSET} to {newest} (the "
+            f"newest this onnx knows), or None; got {target_opset!r}."
+        )
+    return target_opset
+
+
 def _classifiers(estimator):
     steps = estimator.steps if isinstance(estimator, Pipeline) else [(None, estimator)]
     return [step for _, step in steps if isinstance(step, KerasMLPClassifier)]
 
 
-__all__ = ["ACTIVATIONS", "to_onnx"]
+__all__ = ["ACTIVATIONS", "MIN_OPSET", "to_onnx"]

@@ -16,9 +16,10 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.decomposition import PCA
 from sklearn.exceptions import NotFittedError
 from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer
 
 from sk_mnist import KerasMLPClassifier, MNISTFlattener
-from sk_mnist.onnx import ACTIVATIONS, to_onnx
+from sk_mnist.onnx import ACTIVATIONS, MIN_OPSET, to_onnx
 
 
 def _run(model, X):
@@ -183,3 +184,83 @@ def test_converters_register_on_import_of_sk_mnist_onnx_only():
     assert before is False
     assert unregistered == "MissingShapeCalculator"
     assert outputs == ["label", "probabilities"]
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (
+            lambda X, y: MNISTFlattener().fit(X),
+            "ends in KerasMLPClassifier; got a MNISTFlattener without one",
+        ),
+        (
+            lambda X, y: make_pipeline(
+                MNISTFlattener(),
+                FunctionTransformer(np.sqrt),
+                KerasMLPClassifier(hidden_layer_sizes=(8,), epochs=1),
+            ).fit(X, y),
+            "skl2onnx cannot convert a step of this pipeline",
+        ),
+    ],
+    ids=["lone-flattener", "function-transformer"],
+)
+def test_a_pipeline_onnx_cannot_hold_is_a_value_error_before_any_file(
+    train_and_test, tmp_path, make, message
+):
+    X, y, _, _ = train_and_test
+    estimator = make(X[:300], y[:300])
+    with pytest.raises(ValueError, match=message):
+        to_onnx(estimator, tmp_path / "model.onnx", images=True)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("opset", [1, 12, 10**6, "21", True])
+def test_a_target_opset_out_of_range_is_refused_before_any_file(
+    train_and_test, tmp_path, opset
+):
+    X, y, _, _ = train_and_test
+    pipe = make_pipeline(
+        MNISTFlattener(), KerasMLPClassifier(hidden_layer_sizes=(8,), epochs=1)
+    ).fit(X[:300], y[:300])
+    with pytest.raises(ValueError, match=r"target_opset must be an integer from 13"):
+        to_onnx(pipe, tmp_path / "model.onnx", target_opset=opset)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_lowest_supported_opset_gives_a_valid_model(train_and_test):
+    X, y, Xt, _ = train_and_test
+    pipe = make_pipeline(
+        MNISTFlattener(), KerasMLPClassifier(hidden_layer_sizes=(8,), epochs=1)
+    ).fit(X[:300], y[:300])
+    model = to_onnx(pipe, images=True, target_opset=MIN_OPSET)
+    label, _ = _run(model, Xt[:100])
+    np.testing.assert_array_equal(label, pipe.predict(Xt[:100]))
+
+
+def test_labels_beyond_int64_are_refused_not_wrapped(train_and_test, tmp_path):
+    X, y, _, _ = train_and_test
+    big = y[:300].astype(np.uint64) + np.uint64(2**63)
+    pipe = make_pipeline(
+        MNISTFlattener(), KerasMLPClassifier(hidden_layer_sizes=(8,), epochs=1)
+    ).fit(X[:300], big)
+    with pytest.raises(
+        ValueError,
+        match=r"ONNX labels are at most int64; classes_ holds 922337203685477581[0-9]",
+    ):
+        to_onnx(pipe, tmp_path / "model.onnx")
+    assert list(tmp_path.iterdir()) == []
+    small = make_pipeline(
+        MNISTFlattener(), KerasMLPClassifier(hidden_layer_sizes=(8,), epochs=1)
+    ).fit(X[:300], y[:300].astype(np.uint64))
+    label, _ = _run(to_onnx(small, images=True), X[:50])
+    np.testing.assert_array_equal(label, small.predict(X[:50]))
+
+
+def test_boolean_labels_come_back_as_booleans(train_and_test):
+    X, y, Xt, _ = train_and_test
+    pipe = make_pipeline(
+        MNISTFlattener(), KerasMLPClassifier(hidden_layer_sizes=(8,), epochs=1)
+    ).fit(X[:300], y[:300] == 1)
+    label, _ = _run(to_onnx(pipe, images=True), Xt[:100])
+    assert label.dtype == np.bool_
+    np.testing.assert_array_equal(label, pipe.predict(Xt[:100]))

@@ -1,0 +1,10 @@
+"""Serving exported models with onnxruntime alone: no TensorFlow, Keras or JAX.
+
+:class:`ServedModel` reads a file written by ``sk-mnist export`` (or
+:func:`sk_mnist.onnx.to_onnx` with ``images=True``), checks it and runs it;
+``sk-mnist predict MODEL.onnx`` uses it. Needs the ``onnx`` extra.
+"""
+
+from ._model import MAX_MODEL_BYTES, ModelError, ServedModel
+
+__all__ = ["MAX_MODEL_BYTES", "ModelError", "ServedModel"]

@@ -1,0 +1,298 @@
+"""An exported sk-mnist model, checked and run by onnxruntime alone.
+
+``sk-mnist predict MODEL.onnx`` and ``sk-mnist serve`` read models that
+anybody may hand them, and onnxruntime runs whatever graph a file holds: an
+operator that makes a tensor of any declared shape, an endless ``Loop``,
+initializers read from files beside the model. So the graph is checked
+first against what :func:`sk_mnist.onnx.to_onnx` writes: one uint8 image
+input, the outputs ``label`` and ``probabilities``, the classes as the
+initializer the labels are gathered from, every tensor stored in the file,
+and only element-wise, matrix and reshaping operators, whose outputs are no
+larger than their inputs and weights. Every run is bounded in time, and its
+answers are checked before anybody sees them.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from .._utils._files import read_bounded
+
+#: The largest model file read: far beyond any MNIST network.
+MAX_MODEL_BYTES = 1024**3
+
+# The operators sk_mnist.onnx writes for the flattener, the network and its
+# hidden activations, and those skl2onnx writes for the scikit-learn steps a
+# pipeline may hold before it (PCA, the scalers, Normalizer). None of them
+# loops or makes a tensor larger than its inputs and weights.
+_OPERATORS = {
+    "": {
+        "Add", "ArgMax", "Cast", "Celu", "Clip", "Div", "Elu", "Erf", "Exp",
+        "Gather", "Gemm", "HardSigmoid", "Identity", "LeakyRelu", "LogSoftmax",
+        "MatMul", "Mul", "Relu", "Reshape", "Selu", "Sigmoid", "Softmax",
+        "Softplus", "Softsign", "Sqrt", "Sub", "Tanh",
+    },
+    "ai.onnx.ml": {"Normalizer", "Scaler"},
+}  # fmt: skip
+_OUTPUTS = ["label", "probabilities"]
+
+
+class ModelError(ValueError):
+    """An ONNX file that ``sk-mnist export`` did not write, or that misbehaves."""
+
+
+class ServedModel:
+    """A model written by ``sk-mnist export``, run by onnxruntime.
+
+    Parameters
+    ----------
+    data : bytes
+        The ONNX file's content.
+    origin : str, default="the model"
+        Named in error messages.
+    timeout : float, default=60.0
+        Seconds one :meth:`predict` call may run before it is stopped.
+
+    Attributes
+    ----------
+    classes : ndarray of shape (n_classes,)
+        The labels, in the order of the probabilities' columns.
+    image_shape : tuple of (int, int)
+        Height and width of the uint8 images the model reads.
+    input_name : str
+        The name of the model's input.
+
+    Raises
+    ------
+    ModelError
+        The file is not an ONNX model, or not one that sk-mnist exports.
+    """
+
+    def __init__(self, data: bytes, *, origin: str = "the model", timeout=60.0):
+        import onnx
+        import onnxruntime
+
+        self.origin, self.timeout = origin, float(timeout)
+        try:
+            model = onnx.load_model_from_string(data)
+        except Exception as exc:  # protobuf's DecodeError subclasses Exception only
+            raise ModelError(
+                f"{origin}: not a readable ONNX model ({_brief(exc)})."
+            ) from None
+        # Before the checker, which would look for the external files.
+        _refuse_external_data(model.graph, origin)
+        try:
+            onnx.checker.check_model(model)
+        except onnx.checker.ValidationError as exc:
+            raise ModelError(
+                f"{origin}: not a valid ONNX model ({_brief(exc)})."
+            ) from None
+        self.classes = _check_graph(model, origin)
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3
+        try:
+            self._session = onnxruntime.InferenceSession(
+                data, options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime's errors subclass Exception only
+            raise ModelError(
+                f"{origin}: onnxruntime cannot run this model ({_brief(exc)})."
+            ) from None
+        (image,) = self._session.get_inputs()
+        self.input_name = image.name
+        self.image_shape = tuple(image.shape[1:])
+
+    @classmethod
+    def from_file(cls, path, *, timeout=60.0) -> ServedModel:
+        """Read and check the ONNX file ``path``.
+
+        Raises
+        ------
+        ModelError
+            Not a model ``sk-mnist export`` writes.
+        OSError, ValueError
+            No such file, a folder, a FIFO or device, or over 1 GiB.
+        """
+        data = read_bounded(path, MAX_MODEL_BYTES, what="ONNX model")
+        return cls(data, origin=str(path), timeout=timeout)
+
+    def predict(self, images: np.ndarray):
+        """Labels and probabilities of uint8 ``images`` of :attr:`image_shape`.
+
+        Returns
+        -------
+        labels : ndarray of shape (n,)
+        probabilities : ndarray of shape (n, n_classes), float32
+
+        Raises
+        ------
+        ModelError
+            The run failed, took longer than ``timeout`` or gave answers that
+            are not one label and one probability row per image.
+        """
+        import onnxruntime
+
+        images = np.ascontiguousarray(images, dtype=np.uint8)
+        options = onnxruntime.RunOptions()
+        # onnxruntime stops a run whose options say terminate; a timer says it.
+        timer = threading.Timer(self.timeout, setattr, (options, "terminate", True))
+        timer.start()
+        try:
+            labels, proba = self._session.run(
+                _OUTPUTS, {self.input_name: images}, options
+            )
+        except Exception as exc:  # onnxruntime's errors subclass Exception only
+            stopped = options.terminate
+            raise ModelError(
+                f"{self.origin}: the model stopped after {self.timeout:g} s"
+                if stopped
+                else f"{self.origin}: the model failed to run ({_brief(exc)})"
+            ) from None
+        finally:
+            timer.cancel()
+        self._check_answers(len(images), labels, proba)
+        return labels, proba
+
+    def _check_answers(self, n, labels, proba):
+        k = len(self.classes)
+        if (
+            not isinstance(labels, np.ndarray)
+            or labels.shape != (n,)
+            or not isinstance(proba, np.ndarray)
+            or proba.shape != (n, k)
+            or proba.dtype.kind != "f"
+        ):
+            raise ModelError(
+                f"{self.origin}: the model answered {n} images with labels of shape "
+                f"{getattr(labels, 'shape', None)} and probabilities of shape "
+                f"{getattr(proba, 'shape', None)}; expected ({n},) and ({n}, {k})."
+            )
+        if not (
+            np.isfinite(proba).all()
+            and (proba >= 0).all()
+            and np.allclose(proba.sum(axis=1), 1, atol=1e-3)
+        ):
+            raise ModelError(
+                f"{self.origin}: the model's probabilities are not finite rows "
+                f"in [0, 1] summing to 1."
+            )
+        if not np.isin(labels, self.classes).all():
+            raise ModelError(
+                f"{self.origin}: the model gave labels not in its classes."
+            )
+
+
+def _check_graph(model, origin):
+    """Check the graph against what ``to_onnx`` writes; return the classes."""
+    from onnx import TensorProto, numpy_helper
+
+    graph = model.graph
+    for node in graph.node:
+        if node.op_type not in _OPERATORS.get(node.domain, ()):
+            raise ModelError(
+                f"{origin}: the operator {node.domain or 'ai.onnx'}.{node.op_type} "
+                f"is not one sk-mnist export writes; refusing to run it."
+            )
+    inputs = [
+        i for i in graph.input if i.name not in {t.name for t in graph.initializer}
+    ]
+    shape = _input_shape(inputs)
+    if shape is None:
+        found = ", ".join(_describe(i) for i in inputs) or "none"
+        raise ModelError(
+            f"{origin}: expected one input of uint8 images [None, height, width] "
+            f"(written by sk-mnist export); its inputs are {_brief(found)}."
+        )
+    outputs = [o.name for o in graph.output]
+    if outputs[:2] != _OUTPUTS:
+        raise ModelError(
+            f"{origin}: expected the outputs label and probabilities; got "
+            f"{_brief(outputs)}."
+        )
+    producer = {output: node for node in graph.node for output in node.output}
+    gather = producer.get("label")
+    weights = {t.name: t for t in graph.initializer}
+    if gather is None or gather.op_type != "Gather" or gather.input[0] not in weights:
+        raise ModelError(
+            f"{origin}: its labels are not gathered from a table of classes, as "
+            f"sk-mnist export writes them."
+        )
+    table = weights[gather.input[0]]
+    if table.data_type not in (TensorProto.INT64, TensorProto.STRING, TensorProto.BOOL):
+        raise ModelError(f"{origin}: its classes are not integers or strings.")
+    classes = numpy_helper.to_array(table)
+    if classes.dtype.kind in "SO":  # onnx gives strings as bytes or str
+        classes = np.array(
+            [
+                c.decode("utf-8", "replace") if isinstance(c, bytes) else str(c)
+                for c in classes.ravel()
+            ]
+        )
+    if classes.ndim != 1 or len(classes) < 2:
+        raise ModelError(f"{origin}: its classes are not a list of two or more labels.")
+    return classes
+
+
+def _describe(value_info):
+    """``X: float [None, 6]``: an input's name, element type and shape."""
+    from onnx import helper
+
+    tensor = value_info.type.tensor_type
+    dims = [d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim]
+    kind = (
+        helper.tensor_dtype_to_np_dtype(tensor.elem_type) if tensor.elem_type else "?"
+    )
+    return f"{value_info.name}: {kind} {dims}"
+
+
+def _input_shape(inputs):
+    from onnx import TensorProto
+
+    if len(inputs) != 1:
+        return None
+    tensor = inputs[0].type.tensor_type
+    dims = [d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim]
+    if (
+        tensor.elem_type != TensorProto.UINT8
+        or len(dims) != 3
+        or dims[0] is not None
+        or not all(isinstance(d, int) and 0 < d <= 4096 for d in dims[1:])
+    ):
+        return None
+    return dims[1:]
+
+
+def _refuse_external_data(graph, origin):
+    """Refuse tensors stored outside the file, here and in any subgraph.
+
+    onnxruntime would resolve them against the current folder (the model is
+    read from bytes), reading whatever file they name; ``to_onnx`` never
+    writes them.
+    """
+    from onnx import AttributeProto, TensorProto
+
+    tensors = list(graph.initializer) + [s.values for s in graph.sparse_initializer]
+    subgraphs = []
+    for node in graph.node:
+        for attribute in node.attribute:
+            if attribute.type == AttributeProto.TENSOR:
+                tensors.append(attribute.t)
+            tensors.extend(attribute.tensors)
+            if attribute.type == AttributeProto.GRAPH:
+                subgraphs.append(attribute.g)
+            subgraphs.extend(attribute.graphs)
+    for tensor in tensors:
+        if tensor.data_location == TensorProto.EXTERNAL or tensor.external_data:
+            raise ModelError(
+                f"{origin}: the tensor {_brief(tensor.name)} is stored in another "
+                f"file (external data); sk-mnist only runs self-contained models."
+            )
+    for subgraph in subgraphs:
+        _refuse_external_data(subgraph, origin)
+
+
+def _brief(value, limit=200):
+    text = " ".join(str(value).split())
+    return text if len(text) <= limit else text[:limit] + "..."
