@@ -9,8 +9,10 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import numpy as np
+import onnx_graphs
 import pandas as pd
 import pytest
 from PIL import Image
@@ -154,6 +156,18 @@ def test_search_writes_results_plot_and_best_model(tmp_path, mnist_path):
     assert best[-1].n_iter_ == 1
 
 
+def test_a_parallel_search_prints_no_backend_start_up_notes(tmp_path, mnist_path):
+    # The worker processes import TensorFlow themselves; its C++ start-up
+    # notes (oneDNN, CUDA drivers) must stay out of the command's output.
+    result = run(
+        *("search", "--grid", "hidden=8,16", "--cv", "2", "--train-size", "600"),
+        *("--epochs", "1", "--n-jobs", "2", "--out", tmp_path / "s"),
+        env_data=mnist_path,
+    )
+    assert result.stderr == ""
+    assert len(pd.read_csv(tmp_path / "s" / "cv_results.csv")) == 2
+
+
 _QUICK = ["--train-size", "300", "--epochs", "1", "--hidden", "16"]
 
 
@@ -241,6 +255,48 @@ _QUICK = ["--train-size", "300", "--epochs", "1", "--hidden", "16"]
             1,
             "NaN or infinite",
         ),
+        (
+            ["train", "--activation", "threshold", *_QUICK],
+            1,
+            "maps each unit to one value.*'threshold'",
+        ),
+        (["train", "--activation", "glu", *_QUICK], 1, "'glu': it turns 2 units"),
+        (
+            ["search", "--grid", "activation=relu,glu", *_QUICK],
+            1,
+            r"grid value \{'mlp__activation': 'glu'\}.*'glu'",
+        ),
+        (
+            ["search", "--grid", "epochs=1,2", "--cv", "1"],
+            2,
+            "--cv: expected an integer >= 2",
+        ),
+        (
+            ["search", "--grid", "epochs=1,2", "--n-jobs", "0"],
+            2,
+            "--n-jobs: expected a positive",
+        ),
+        (["train", "--train-size", "3"], 2, "--train-size: expected an integer >= 10"),
+        (
+            ["search", "--grid", "epochs=1,2", "--train-size", "20", "--cv", "3"],
+            1,
+            "--train-size 20 is too small for --cv 3",
+        ),
+        (
+            ["train", *_QUICK, "--out", ""],
+            1,
+            r"--out is empty \(an unset shell variable\?\)",
+        ),
+        (
+            ["train", *_QUICK, "--out", "{tmp}/theirs"],
+            1,
+            "already holds README.md, which sk-mnist did not write",
+        ),
+        (
+            ["train", *_QUICK, "--out", "{tmp}/fifo"],
+            1,
+            "metrics.json is not a regular file",
+        ),
         (["train", *_QUICK, "--out", "{tmp}/file/o"], 1, "cannot write there"),
         (["train", *_QUICK, "--out", "/proc/sk-mnist-test/o"], 1, "cannot write there"),
         (["train", *_QUICK, "--out", "{tmp}/taken"], 1, "model.skops is a folder"),
@@ -251,6 +307,11 @@ def test_bad_options_give_one_clear_line_and_no_traceback(
 ):
     (tmp_path / "file").write_text("a file")
     (tmp_path / "taken" / "model.skops").mkdir(parents=True)
+    (tmp_path / "theirs").mkdir()
+    (tmp_path / "theirs" / "README.md").write_text("the user's own")
+    (tmp_path / "fifo").mkdir()
+    (tmp_path / "fifo" / "model.skops").write_text("an earlier model")
+    os.mkfifo(tmp_path / "fifo" / "metrics.json")
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
     if "--out" not in args and args[0] in ("train", "search"):
@@ -262,6 +323,7 @@ def test_bad_options_give_one_clear_line_and_no_traceback(
     assert re.search(message, errors[0]), errors[0]
     # Nothing written, not even an empty output folder.
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+    assert (tmp_path / "theirs" / "README.md").read_text() == "the user's own"
 
 
 def test_unreadable_image_and_foreign_model_are_refused(trained, tmp_path):
@@ -291,10 +353,11 @@ def test_train_defaults_are_the_estimators_own():
     # asserts its accuracy; `sk-mnist train` with no options builds the same
     # classifier, with random_state=0.
     from sk_mnist import KerasMLPClassifier
-    from sk_mnist.cli import _pipeline, build_parser
+    from sk_mnist.cli import build_parser
+    from sk_mnist.cli._common import pipeline
 
     args = build_parser().parse_args(["train"])
-    cli = _pipeline(args, verbose=0)[-1].get_params()
+    cli = pipeline(args, verbose=0)[-1].get_params()
     assert cli == KerasMLPClassifier(random_state=0).get_params()
 
 
@@ -379,7 +442,7 @@ def test_export_to_onnx_and_predict_without_tensorflow_or_keras(
     ("content", "message"),
     [
         (b"garbage", "not a readable ONNX model"),
-        ("foreign", "expected an ONNX model of uint8 images"),
+        ("foreign", "expected one input of uint8 images"),
     ],
     ids=["corrupt", "foreign"],
 )
@@ -404,4 +467,245 @@ def test_a_corrupt_or_foreign_onnx_file_is_one_line(
     result = run("predict", model, digit, check_rc=1)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
+    assert message in lines[0]
+
+
+# ------------------------------------------------- files save() itself wrote
+@pytest.fixture(scope="module")
+def odd_models(tmp_path_factory, mnist_test):
+    """Files sk_mnist.save wrote that the command line must refuse in one line."""
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    from sk_mnist import KerasMLPClassifier, MNISTFlattener, save
+
+    images, labels = mnist_test
+    folder = tmp_path_factory.mktemp("odd")
+    save(MNISTFlattener().fit(images[:100]), folder / "flattener.skops")
+    sqrt = make_pipeline(
+        MNISTFlattener(),
+        FunctionTransformer(np.sqrt),
+        KerasMLPClassifier(hidden_layer_sizes=(8,), epochs=1, random_state=0),
+    ).fit(images[:300], labels[:300])
+    save(sqrt, folder / "sqrt.skops")
+    digit = folder / "digit.png"
+    Image.fromarray(images[0]).save(digit)
+    return folder, digit
+
+
+@pytest.mark.parametrize(
+    ("command", "model", "message"),
+    [
+        ("evaluate", "flattener.skops", "holds a MNISTFlattener, not a classifier"),
+        ("predict", "flattener.skops", "holds a MNISTFlattener, not a classifier"),
+        ("export", "flattener.skops", "holds a MNISTFlattener, not a classifier"),
+        ("export", "sqrt.skops", "skl2onnx cannot convert a step of this pipeline"),
+    ],
+)
+def test_a_file_save_wrote_that_cannot_serve_is_one_line_and_writes_nothing(
+    odd_models, mnist_path, command, model, message
+):
+    folder, digit = odd_models
+    before = sorted(p.name for p in folder.iterdir())
+    extra = {
+        "evaluate": ["--data", mnist_path],
+        "predict": [digit],
+        "export": ["--out", folder / "out.onnx"],
+    }[command]
+    result = run(command, folder / model, *extra, check_rc=1)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert message in lines[0]
+    assert sorted(p.name for p in folder.iterdir()) == before
+
+
+@pytest.mark.parametrize("target", ["fifo", "/dev/null"])
+def test_export_never_replaces_what_is_not_a_regular_file(trained, tmp_path, target):
+    out, _ = trained
+    if target == "fifo":
+        target = tmp_path / "model.onnx"
+        os.mkfifo(target)
+    result = run("export", out, "--out", target, check_rc=1)
+    assert "is not a regular file" in result.stderr
+    assert not os.path.isfile(target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == (
+        ["model.onnx"] if target != "/dev/null" else []
+    )
+
+
+# ------------------------------------------------------------- interrupts
+def _snapshot(folder):
+    return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+
+
+@pytest.mark.parametrize(
+    ("signum", "delay"),
+    [
+        (signal.SIGINT, 0.0),
+        (signal.SIGINT, 0.6),
+        (signal.SIGTERM, 0.0),
+        (signal.SIGTERM, 0.6),
+    ],
+)
+def test_a_signal_while_train_writes_leaves_one_consistent_set(
+    trained, tmp_path, mnist_path, signum, delay
+):
+    earlier, _ = trained
+    out = tmp_path / "out"
+    out.mkdir()
+    for name, data in _snapshot(earlier).items():
+        (out / name).write_bytes(data)
+    old = _snapshot(out)
+    env = {**os.environ, "SK_MNIST_DATA": mnist_path}
+    command = [
+        *(sys.executable, "-m", "sk_mnist", "train", "--train-size", "500"),
+        *("--epochs", "1", "--hidden", "8", "--out", str(out)),
+    ]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    for line in process.stdout:
+        if line.startswith("Test accuracy"):  # the report, then the files
+            time.sleep(delay)
+            process.send_signal(signum)
+            break
+    _, stderr = process.communicate(timeout=300)
+    assert "Traceback" not in stderr
+    new = _snapshot(out)
+    assert [p.name for p in out.iterdir() if p.is_dir()] == []  # no staging left
+    if process.returncode == 0:  # the signal came after the files were in place
+        return
+    assert process.returncode == {signal.SIGINT: 130, signal.SIGTERM: 143}[signum]
+    if new == old:
+        assert "was left as it was" in stderr, stderr
+    else:  # every file is this run's
+        assert not set(new.items()) & set(old.items())
+        metrics = json.loads(new["metrics.json"])
+        assert metrics["params"]["hidden_layer_sizes"] == [8]
+        assert load(out / "model.skops")[-1].hidden_layer_sizes == (8,)
+
+
+def test_ctrl_c_during_search_stops_it_exits_130_and_writes_nothing(
+    tmp_path, mnist_path
+):
+    out = tmp_path / "search"
+    env = {**os.environ, "SK_MNIST_DATA": mnist_path}
+    command = [
+        *(sys.executable, "-m", "sk_mnist", "search", "--grid", "hidden=16,32"),
+        *("--cv", "2", "--train-size", "3000", "--epochs", "200", "--out", str(out)),
+    ]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    for line in process.stdout:
+        if line.startswith("Searching"):
+            time.sleep(3)
+            process.send_signal(signal.SIGINT)
+            break
+    stdout, stderr = process.communicate(timeout=300)
+    assert process.returncode == 130, stderr
+    assert stderr.strip() == (
+        "sk-mnist search: interrupted; the search was stopped; nothing was written"
+    )
+    assert "rank_test_score" not in stdout
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("delay", [0.3, 0.6, 1.0])
+def test_ctrl_c_while_the_command_starts_is_no_traceback(tmp_path, delay):
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sk_mnist", "train", "--out", str(tmp_path / "o")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "SK_MNIST_DATA": str(tmp_path / "none.npz")},
+    )
+    time.sleep(delay)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert "Traceback" not in stderr
+    assert process.returncode in (130, 1), stderr  # 1: it got to the missing data
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_ctrl_c_the_interpreter_swallowed_still_exits_130(monkeypatch, capsys):
+    # JAX raises inside a garbage-collection callback, where Python prints and
+    # drops the KeyboardInterrupt; the command must not then report success.
+    import gc
+
+    from sk_mnist import cli
+    from sk_mnist.cli import evaluate
+
+    def swallowing_run(args):
+        def callback(phase, info):
+            gc.callbacks.remove(callback)
+            os.kill(os.getpid(), signal.SIGINT)  # delivered inside the callback
+
+        gc.callbacks.append(callback)
+        gc.collect()
+        return 0
+
+    monkeypatch.setattr(evaluate, "run", swallowing_run)
+    monkeypatch.setattr(cli, "set_up_backend", lambda args, keras_needed: None)
+    assert cli.main(["evaluate", "somewhere"]) == 130
+    assert "sk-mnist evaluate: interrupted" in capsys.readouterr().err
+
+
+# --------------------------------------------------------- what is printed
+def test_labels_with_terminal_escapes_are_printed_escaped(tmp_path, mnist_test):
+    from sklearn.pipeline import make_pipeline
+
+    from sk_mnist import KerasMLPClassifier, MNISTFlattener, save
+    from sk_mnist.onnx import to_onnx
+
+    images, labels = mnist_test
+    names = np.array(["zero\x1b[2J", "one\nforged: 7 (probability 1.000)"])
+    pipe = make_pipeline(
+        MNISTFlattener(),
+        KerasMLPClassifier(hidden_layer_sizes=(8,), epochs=2, random_state=0),
+    ).fit(images[:400], names[(labels[:400] == 1).astype(int)])
+    save(pipe, tmp_path / "m.skops")
+    to_onnx(pipe, tmp_path / "m.onnx", images=True)
+    digit = tmp_path / "digit.png"
+    Image.fromarray(images[2]).save(digit)  # a 1
+    for model in ("m.skops", "m.onnx"):
+        out = run("predict", tmp_path / model, digit).stdout
+        assert "\x1b" not in out
+        assert out.count("\n") == 1, out
+        assert re.search(r"digit.png: (zero\\x1b\[2J|one\\nforged: 7) ", out), out
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (onnx_graphs.constant_of_shape, "ConstantOfShape is not one sk-mnist export"),
+        (onnx_graphs.endless_loop, "ai.onnx.Loop is not one sk-mnist export writes"),
+        (onnx_graphs.narrow_probabilities, "probabilities of shape (1, 3); expected"),
+        (onnx_graphs.nan_probabilities, "are not finite rows in [0, 1] summing to 1"),
+        (
+            lambda: onnx_graphs.external_data("weights.bin"),
+            "stored in another file (external data)",
+        ),
+    ],
+    ids=["allocation-bomb", "endless-loop", "odd-shapes", "nan", "external-data"],
+)
+def test_a_hostile_onnx_file_is_one_line_and_prints_no_answer(
+    tmp_path, mnist_test, make, message
+):
+    images, _ = mnist_test
+    (tmp_path / "model.onnx").write_bytes(make())
+    # A file an external-data model would read from the folder it is run in.
+    np.full((784, 10), 7.0, np.float32).tofile(tmp_path / "weights.bin")
+    Image.fromarray(images[0]).save(tmp_path / "digit.png")
+    result = subprocess.run(
+        [sys.executable, "-m", "sk_mnist", "predict", "model.onnx", "digit.png"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert result.returncode == 1, result.stderr
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
     assert message in lines[0]

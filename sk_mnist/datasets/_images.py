@@ -12,6 +12,9 @@ from ..exceptions import DataFileError
 _BOX = 20  # MNIST digits fit a 20x20 box centred by mass in 28x28
 #: The largest image read: a 4000x3000 phone photo with room to spare.
 MAX_PIXELS = 25_000_000
+#: The formats Pillow may decode: rasters it reads itself. PostScript (EPS)
+#: would start Ghostscript, and vector or document formats have no pixels.
+RASTER_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP", "PPM", "TGA", "ICO")
 
 
 def read_digit_image(path) -> np.ndarray:
@@ -26,8 +29,8 @@ def read_digit_image(path) -> np.ndarray:
     Parameters
     ----------
     path : str or path-like
-        A PNG, JPEG or any format Pillow reads; any size, dark or light
-        background.
+        A PNG, JPEG, GIF, BMP, TIFF, WebP, PPM/PGM, TGA or ICO file; any
+        size, dark or light background.
 
     Returns
     -------
@@ -37,7 +40,8 @@ def read_digit_image(path) -> np.ndarray:
     Raises
     ------
     DataFileError
-        The file is missing, not an image, or blank.
+        The file is missing, not an image of those formats (PostScript is
+        refused: it would run Ghostscript), too large, or blank.
     """
     from PIL import Image, UnidentifiedImageError
 
@@ -51,7 +55,7 @@ def read_digit_image(path) -> np.ndarray:
             # Pillow warns of (and past twice its limit refuses) huge images
             # at open; the size is checked here against a far lower bound.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
+            with Image.open(path, formats=RASTER_FORMATS) as image:
                 width, height = image.size
                 if width * height > MAX_PIXELS:
                     raise DataFileError(
@@ -62,8 +66,11 @@ def read_digit_image(path) -> np.ndarray:
                 gray = _grey(image)
     except Image.DecompressionBombError as exc:
         raise DataFileError(f"{too_large} ({exc})") from None
-    except UnidentifiedImageError as exc:
-        raise DataFileError(f"{path}: not a readable image ({exc}).") from None
+    except UnidentifiedImageError:
+        raise DataFileError(
+            f"{path}: not a readable image (sk-mnist reads "
+            f"{', '.join(RASTER_FORMATS)} files)."
+        ) from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise DataFileError(f"{path}: not a readable image ({exc}).") from None
     border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])

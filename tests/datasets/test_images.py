@@ -87,3 +87,22 @@ def test_what_is_not_a_digit_image_is_a_clear_error(tmp_path, make, message):
     make(path)
     with pytest.raises(DataFileError, match=message):
         read_digit_image(path)
+
+
+def test_postscript_is_refused_without_starting_ghostscript(tmp_path, monkeypatch):
+    # Pillow hands EPS files to Ghostscript; the reader never lets it open one.
+    from PIL import EpsImagePlugin
+
+    def ghostscript(*args, **kwargs):
+        pytest.fail("Ghostscript was asked to render the file")
+
+    monkeypatch.setattr(EpsImagePlugin, "Ghostscript", ghostscript)
+    eps = tmp_path / "digit.eps"
+    eps.write_bytes(
+        b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 28 28\n"
+        b"newpath 4 4 moveto 24 24 lineto stroke showpage\n%%EOF\n"
+    )
+    with pytest.raises(
+        DataFileError, match=r"not a readable image \(sk-mnist reads PNG"
+    ):
+        read_digit_image(eps)
