@@ -7,8 +7,30 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, settings
 
 from sk_mnist import fetch_mnist
+
+# Property-based tests: the "ci" profile runs each test's budget of examples,
+# the same ones every run (derandomized, so CI is reproducible), with no
+# deadline (a fit's first call compiles) and no example database in the
+# checkout; "long" (HYPOTHESIS_PROFILE=long) runs twenty times the examples,
+# freshly drawn, and keeps a database so that what it finds is replayed.
+settings.register_profile(
+    "ci",
+    deadline=None,
+    database=None,
+    derandomize=True,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.register_profile(
+    "long",
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 # The checkout's sibling folder holds real MNIST on the team's machines;
 # .ci/run exports SK_MNIST_DATA pointing at it.

@@ -25,7 +25,7 @@ def model(nodes, initializers=(), *, classes=None, out_width=10, opset=21):
         ],
         [numpy_helper.from_array(classes, "classes"), *initializers],
     )
-    model = helper.makemodel(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     return model.SerializeToString()
 
 

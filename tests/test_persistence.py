@@ -850,3 +850,15 @@ def test_sigterm_while_loading_leaves_no_temporary_file(saved, tmp_path):
         process.kill()
     assert process.returncode == -signal.SIGTERM
     assert list(scratch.iterdir()) == []
+
+
+def test_loading_leaves_the_global_random_state_alone(saved):
+    import random
+
+    random.seed(7)
+    np.random.seed(7)  # noqa: NPY002 (the global state is under test)
+    expected = (random.random(), np.random.random())  # noqa: NPY002
+    random.seed(7)
+    np.random.seed(7)  # noqa: NPY002 (the global state is under test)
+    load(saved)
+    assert (random.random(), np.random.random()) == expected  # noqa: NPY002

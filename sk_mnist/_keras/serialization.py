@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import json
+import random
 import re
 import zipfile
 import zlib
@@ -141,6 +142,16 @@ def _check_config(config, origin):
 
     Returns the ``[(kernel shape), (bias shape)]`` of each Dense layer.
     """
+    # Keras gives an unseeded layer a seed from Python's global random; the
+    # rebuilt layers must not use up the caller's random numbers.
+    random_state = random.getstate()
+    try:
+        return _check_layers_of(config, origin)
+    finally:
+        random.setstate(random_state)
+
+
+def _check_layers_of(config, origin):
     try:
         _expect_keys(config, _TOP_KEYS, "the model")
         if (config["module"], config["class_name"]) != ("keras", "Sequential"):

@@ -1,0 +1,228 @@
+"""Hypothesis strategies for sk-mnist's property-based tests, in one place.
+
+Images of any shape, dtype and values; IDX headers and bodies; label sets of
+every kind a classifier takes; mutations of a saved model file. Each test
+asks for ``budget(n)`` examples: ``n`` in the default ``ci`` profile, twenty
+times as many with ``HYPOTHESIS_PROFILE=long`` (see ``conftest.py``).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import struct
+import zipfile
+
+import numpy as np
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+#: How many times more examples the "long" profile tries.
+LONG_FACTOR = 20
+
+
+def budget(n: int) -> int:
+    """``n`` examples in CI; ``LONG_FACTOR * n`` with HYPOTHESIS_PROFILE=long."""
+    return n * LONG_FACTOR if os.environ.get("HYPOTHESIS_PROFILE") == "long" else n
+
+
+PIXEL_DTYPES = st.sampled_from(
+    [
+        np.uint8,
+        np.uint16,
+        np.int8,
+        np.int32,
+        np.int64,
+        np.float16,
+        np.float32,
+        np.float64,
+        np.bool_,
+    ]
+)
+
+IMAGE_SHAPES = st.one_of(
+    st.tuples(st.integers(1, 4), st.integers(1, 6), st.integers(1, 6)),
+    st.tuples(st.integers(1, 4), st.integers(1, 6), st.integers(1, 6), st.just(1)),
+    st.tuples(st.integers(1, 4), st.sampled_from([1, 4, 9, 16, 25, 36])),
+    st.tuples(st.integers(0, 3), st.integers(0, 4), st.integers(0, 4)),
+)
+
+
+def pixel_arrays():
+    """Arrays a user might hand the flattener: every dtype, any values (NaN too)."""
+    return hnp.arrays(dtype=PIXEL_DTYPES, shape=IMAGE_SHAPES)
+
+
+def unit_images(n_min=20, n_max=60, side=8):
+    """uint8 images (n, side, side): small, valid, any content."""
+    return hnp.arrays(
+        np.uint8, st.tuples(st.integers(n_min, n_max), st.just(side), st.just(side))
+    )
+
+
+@st.composite
+def idx_files(draw):
+    """(ndim asked for, file bytes, gzipped): headers that tell the truth or lie."""
+    ndim = draw(st.sampled_from([1, 3]))
+    truthful = draw(st.booleans())
+    if truthful:
+        dims = draw(st.lists(st.integers(0, 6), min_size=ndim, max_size=ndim))
+    else:
+        dims = draw(
+            st.lists(
+                st.one_of(st.integers(0, 8), st.integers(0, 2**32 - 1)),
+                min_size=0,
+                max_size=4,
+            )
+        )
+    magic = (
+        b"\x00\x00"
+        if draw(st.booleans()) or truthful
+        else draw(st.binary(min_size=2, max_size=2))
+    )
+    code = 0x08 if truthful else draw(st.sampled_from([0x08, 0x08, 0x09, 0x0D, 0xFF]))
+    header = (
+        magic + bytes([code, len(dims)]) + b"".join(struct.pack(">I", d) for d in dims)
+    )
+    size = int(np.prod(dims)) if dims and truthful else draw(st.integers(0, 200))
+    body = draw(st.binary(min_size=size, max_size=size))
+    if not truthful and draw(st.booleans()):
+        body += draw(st.binary(max_size=20))  # trailing or missing data
+    return ndim, header + body, draw(st.booleans())
+
+
+LABEL_KINDS = st.sampled_from(["int", "negative-int", "int64-extremes", "str", "bool"])
+
+
+@st.composite
+def label_sets(draw, n_classes_max=4):
+    """(kind, classes array): the labels a classifier may be fitted on."""
+    kind = draw(LABEL_KINDS)
+    if kind == "bool":
+        return kind, np.array([False, True])
+    n = draw(st.integers(2, n_classes_max))
+    if kind == "str":
+        values = draw(
+            st.lists(
+                st.text(min_size=1, max_size=6), min_size=n, max_size=n, unique=True
+            )
+        )
+        return kind, np.array(values)
+    low, high = {
+        "int": (0, 20),
+        "negative-int": (-1000, 1000),
+        "int64-extremes": (-(2**63), 2**63 - 1),
+    }[kind]
+    values = draw(st.lists(st.integers(low, high), min_size=n, max_size=n, unique=True))
+    return kind, np.array(values, dtype=np.int64)
+
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=True)
+    | st.text(max_size=10),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+
+
+def zip_members(data: bytes) -> dict:
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        return {info.filename: archive.read(info) for info in archive.infolist()}
+
+
+def zipped(members: dict) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    return buffer.getvalue()
+
+
+def _json_paths(value, prefix=()):
+    """Every path into a JSON tree, the root excluded."""
+    items = (
+        value.items()
+        if isinstance(value, dict)
+        else enumerate(value)
+        if isinstance(value, list)
+        else ()
+    )
+    for key, child in items:
+        yield (*prefix, key)
+        yield from _json_paths(child, (*prefix, key))
+
+
+def _replaced(tree, path, value):
+    tree = json.loads(json.dumps(tree))
+    parent = tree
+    for key in path[:-1]:
+        parent = parent[key]
+    parent[path[-1]] = value
+    return tree
+
+
+@st.composite
+def _json_edit(draw, document: bytes):
+    tree = json.loads(document)
+    paths = list(_json_paths(tree))
+    path = draw(st.sampled_from(paths))
+    value = draw(JSON_VALUES)
+    return f"{'/'.join(map(str, path))}={value!r}"[:200], json.dumps(
+        _replaced(tree, path, value)
+    ).encode()
+
+
+def _network_member(members):
+    return next(name for name in members if name.endswith(".bin"))
+
+
+@st.composite
+def file_mutations(draw, original: bytes):
+    """(description, bytes): a saved model file damaged or edited one way.
+
+    Byte flips and truncations of the file itself; a member of the archive
+    flipped, truncated or replaced (with checksums recomputed, so that the
+    parsers behind the zip see it); an edit anywhere in ``schema.json``; an
+    edit anywhere in the network's own ``config.json``.
+    """
+    kind = draw(
+        st.sampled_from(["flip", "truncate", "member", "schema", "network-config"])
+    )
+    if kind == "flip":
+        offset = draw(st.integers(0, len(original) - 1))
+        data = bytearray(original)
+        data[offset] ^= draw(st.integers(1, 255))
+        return f"flip at {offset}", bytes(data)
+    if kind == "truncate":
+        cut = draw(st.integers(0, len(original) - 1))
+        return f"truncated to {cut}", original[:cut]
+    members = zip_members(original)
+    if kind == "schema":
+        what, members["schema.json"] = draw(_json_edit(members["schema.json"]))
+        return f"schema {what}", zipped(members)
+    if kind == "network-config":
+        name = _network_member(members)
+        network = zip_members(members[name])
+        what, network["config.json"] = draw(_json_edit(network["config.json"]))
+        members[name] = zipped(network)
+        return f"network config {what}", zipped(members)
+    name = draw(st.sampled_from(sorted(members)))
+    content = members[name]
+    how = draw(st.sampled_from(["flip", "truncate", "replace"]))
+    if how == "flip" and content:
+        offset = draw(st.integers(0, len(content) - 1))
+        edited = bytearray(content)
+        edited[offset] ^= draw(st.integers(1, 255))
+        members[name] = bytes(edited)
+    elif how == "truncate":
+        members[name] = content[: draw(st.integers(0, max(0, len(content) - 1)))]
+    else:
+        members[name] = draw(st.binary(max_size=64))
+    return f"member {name}: {how}", zipped(members)
