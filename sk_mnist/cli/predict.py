@@ -32,7 +32,7 @@ def add_parser(commands):
 def run(args):
     import numpy as np
 
-    from ..datasets._images import read_digit_image
+    from ..datasets import read_digit_image
 
     images = np.stack([read_digit_image(path) for path in args.images])
     if is_onnx(args.model):

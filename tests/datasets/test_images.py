@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import struct
 import zlib
@@ -10,7 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sk_mnist.datasets._images import MAX_PIXELS, read_digit_image
+from sk_mnist.datasets import read_digit_image
+from sk_mnist.datasets._images import MAX_PIXELS
 from sk_mnist.exceptions import DataFileError
 
 
@@ -106,3 +108,82 @@ def test_postscript_is_refused_without_starting_ghostscript(tmp_path, monkeypatc
         DataFileError, match=r"not a readable image \(sk-mnist reads PNG"
     ):
         read_digit_image(eps)
+
+
+def _render(image, style, rng):
+    """A 28x28 MNIST digit as a person's picture of it: 4-12x larger, off-centre."""
+    factor = int(rng.integers(4, 13))
+    big = np.asarray(
+        Image.fromarray(image).resize(
+            (28 * factor, 28 * factor), Image.Resampling.BILINEAR
+        )
+    )
+    side = int(28 * factor * rng.uniform(1.3, 2.5))
+    top, left = (int(rng.integers(0, side - 28 * factor + 1)) for _ in range(2))
+    ink = np.zeros((side, side), np.uint8)
+    ink[top : top + 28 * factor, left : left + 28 * factor] = big
+    paper = 1 - ink / 255.0
+    if style == "dark-on-light":
+        return Image.fromarray(255 - ink)
+    if style == "grey-paper":
+        return Image.fromarray((rng.uniform(180, 230) * paper).astype(np.uint8))
+    if style == "rgb":
+        rgb = np.stack([250 * paper, 245 * paper, 235 * paper], axis=-1)
+        return Image.fromarray(rgb.astype(np.uint8), "RGB")
+    if style == "transparent":
+        strokes = np.zeros((side, side, 4), np.uint8)
+        strokes[..., 2] = 120
+        strokes[..., 3] = ink
+        return Image.fromarray(strokes, "RGBA")
+    return Image.fromarray(ink)
+
+
+@pytest.fixture(scope="module")
+def reader_network(mnist_train):
+    from sklearn.pipeline import make_pipeline
+
+    from sk_mnist import KerasMLPClassifier, MNISTFlattener
+
+    X, y = mnist_train
+    return make_pipeline(
+        MNISTFlattener(),
+        KerasMLPClassifier(hidden_layer_sizes=(256,), epochs=5, random_state=0),
+    ).fit(X, y)
+
+
+@pytest.mark.parametrize(
+    "style", ["light-on-dark", "dark-on-light", "grey-paper", "rgb", "transparent"]
+)
+def test_real_test_digits_drawn_large_and_off_centre_read_as_the_clean_ones(
+    reader_network, mnist_test, style
+):
+    # 300 real test digits, each scaled up 4-12x, placed at random on a larger
+    # canvas and drawn as the style says, then read back: the network must
+    # lose less than 1 point of accuracy against the clean digits.
+    images, labels = mnist_test
+    rng = np.random.default_rng(0)
+    chosen = rng.choice(len(images), 300, replace=False)
+    clean = (reader_network.predict(images[chosen]) == labels[chosen]).mean()
+    read = []
+    for i in chosen:
+        buffer = io.BytesIO()
+        _render(images[i], style, rng).save(buffer, format="PNG")
+        read.append(read_digit_image(buffer.getvalue()))
+    accuracy = (reader_network.predict(np.stack(read)) == labels[chosen]).mean()
+    assert clean > 0.95
+    assert clean - accuracy < 0.01, (clean, accuracy)
+
+
+def test_a_clean_mnist_digit_reads_back_nearly_unchanged(mnist_test):
+    # MNIST's digits already are what the reader makes: their centre of mass
+    # at (14, 14), their longer side 20 pixels.
+    images, _ = mnist_test
+    for image in images[:50]:
+        read = read_digit_image(_png(image))
+        assert np.abs(read.astype(int) - image).mean() < 12
+
+
+def _png(image):
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return buffer.getvalue()
