@@ -1,6 +1,7 @@
 """The ``sk-mnist`` command: train, search, evaluate, predict and export.
 
-Every command prints its report to stdout. Bad options, missing files,
+Every command prints its report to stdout (``serve`` its address, then
+uvicorn's log). Bad options, missing files,
 unreadable images and failed fits give one line on stderr and a non-zero
 exit status (2 for usage errors, 130 for Ctrl-C, 143 for SIGTERM, 1 for
 everything else), never a traceback. Options are checked, by building the
@@ -17,7 +18,7 @@ from . import _signals
 from ._common import CommandError, Parser, is_onnx, one_line, set_up_backend
 
 # Each subcommand's module, in the order --help lists them.
-_SUBCOMMANDS = ("train", "search", "evaluate", "predict", "export")
+_SUBCOMMANDS = ("train", "search", "evaluate", "predict", "export", "serve")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,9 +67,12 @@ def main(argv=None) -> int:
 def _run(args):
     import importlib
 
-    # An ONNX model is served by onnxruntime alone: no Keras, no TensorFlow.
-    serving_onnx = args.command == "predict" and is_onnx(args.model)
-    set_up_backend(args, keras_needed=not serving_onnx)
+    # An ONNX model is run by onnxruntime alone: no Keras, no TensorFlow;
+    # serve exports any other model in a child process, and starts no backend.
+    if args.command != "serve":
+        set_up_backend(
+            args, keras_needed=not (args.command == "predict" and is_onnx(args.model))
+        )
     return importlib.import_module(f".{args.command}", __name__).run(args)
 
 
