@@ -26,6 +26,7 @@ from starlette.routing import Mount, Route
 from starlette.schemas import SchemaGenerator
 from starlette.staticfiles import StaticFiles
 
+from ..datasets import read_digit_image
 from ..exceptions import DataFileError
 from . import _protocol
 from ._batching import AdaptiveBatcher
@@ -39,6 +40,14 @@ MAX_IMAGES = 4096
 #: The environment variable through which ``sk-mnist serve`` configures the
 #: worker processes of ``--workers N`` (each builds its own app).
 CONFIG_ENV = "SK_MNIST_SERVE_CONFIG"
+
+
+# A 4x4 PNG with one white pixel: read once at start-up.
+_WARM_UP_PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d49484452000000040000000408000000008c9ac1a2"
+    "0000000f49444154789c63608080ff0c0800000c08010042510f040000000049454e"
+    "44ae426082"
+)
 
 
 class _ORJSONResponse(JSONResponse):
@@ -224,8 +233,6 @@ def create_app(
           400: {description: 'not an image, blank, or too large'}
           413: {description: 'a body over the limit'}
         """
-        from ..datasets import read_digit_image
-
         body = await read_body(request)
         if not body:
             raise _protocol.RequestError("the body is empty; send an image file")
@@ -308,6 +315,9 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
+        # The first /predict would otherwise pay for importing the image
+        # decoders and scipy.ndimage.
+        await run_in_threadpool(read_digit_image, _WARM_UP_PNG)
         if batcher is not None:
             await batcher.start()
         try:
