@@ -71,6 +71,13 @@ def add_parser(commands):
         help="seconds one model call may take (default: 10)",
     )
     parser.add_argument(
+        "--threads",
+        type=at_least(1),
+        default=1,
+        help="onnxruntime threads per worker process; more help only large "
+        "batches (default: 1)",
+    )
+    parser.add_argument(
         "--log-level",
         choices=["critical", "error", "warning", "info", "debug"],
         default="info",
@@ -88,7 +95,9 @@ def run(args):
         raise CommandError("--max-latency-ms must be >= 0 and --timeout > 0")
     with contextlib.ExitStack() as stack:
         onnx_file = _onnx_file(args.model, stack)
-        model = ServedModel.from_file(onnx_file, timeout=args.timeout)
+        model = ServedModel.from_file(
+            onnx_file, timeout=args.timeout, threads=args.threads
+        )
         options = dict(
             name=args.name,
             max_body_bytes=args.max_body_bytes,
@@ -114,7 +123,12 @@ def run(args):
         metrics_dir = stack.enter_context(tempfile.TemporaryDirectory())
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
         os.environ[CONFIG_ENV] = json.dumps(
-            {**options, "model": str(onnx_file), "timeout": args.timeout}
+            {
+                **options,
+                "model": str(onnx_file),
+                "timeout": args.timeout,
+                "threads": args.threads,
+            }
         )
         uvicorn.run(
             "sk_mnist.serving.app:app_from_environment",

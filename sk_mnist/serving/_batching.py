@@ -62,13 +62,16 @@ class AdaptiveBatcher:
             size = len(waiting[0][0])
             deadline = loop.time() + self.max_latency
             while size < self.max_batch_size:
-                timeout = deadline - loop.time()
-                if timeout <= 0:
-                    break
-                try:
-                    item = await asyncio.wait_for(self._queue.get(), timeout)
-                except TimeoutError:
-                    break
+                if self._queue.empty():
+                    timeout = deadline - loop.time()
+                    if timeout <= 0:
+                        break
+                    try:
+                        item = await asyncio.wait_for(self._queue.get(), timeout)
+                    except TimeoutError:
+                        break
+                else:  # what already waits is taken without a timer
+                    item = self._queue.get_nowait()
                 waiting.append(item)
                 size += len(item[0])
             self._run_batch(waiting)

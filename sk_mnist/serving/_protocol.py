@@ -116,21 +116,26 @@ def _pixels(data, datatype, size):
     if not isinstance(data, list):
         raise RequestError(f"expected 'data' to be a list; got {_brief(data)}")
     try:
-        values = np.asarray(data, dtype=np.float64).ravel()
+        # numpy reads a list of Python ints as int64, of floats as float64.
+        values = np.asarray(data).ravel()
     except (ValueError, TypeError):
+        values = None
+    if values is None or values.dtype.kind not in "iuf":
         raise RequestError(
             f"expected 'data' to hold {datatype} numbers (flat or nested lists of "
             f"equal length); got {_brief(data)}"
-        ) from None
+        )
     if values.size != size:
         raise RequestError(
             f"the shape holds {size} values but 'data' holds {values.size}"
         )
-    bad = ~(np.isfinite(values) & (values >= 0) & (values <= 255))
-    if datatype.startswith("FP"):
+    if values.dtype.kind == "f":
+        bad = ~(np.isfinite(values) & (values >= 0) & (values <= 255))
         bad |= values != np.round(values)
-    elif np.isfinite(values).all():
-        bad |= values != np.floor(values)
+    elif values.size and (values.min() < 0 or values.max() > 255):
+        bad = (values < 0) | (values > 255)
+    else:
+        return values.astype(np.uint8)
     if bad.any():
         raise RequestError(
             f"expected pixel values: whole numbers from 0 to 255; got "

@@ -354,5 +354,9 @@ def app_from_environment() -> Starlette:
     options come in :data:`CONFIG_ENV`, as JSON.
     """
     config = json.loads(os.environ[CONFIG_ENV])
-    model = ServedModel.from_file(config.pop("model"), timeout=config.pop("timeout"))
+    model = ServedModel.from_file(
+        config.pop("model"),
+        timeout=config.pop("timeout"),
+        threads=config.pop("threads"),
+    )
     return create_app(model, **config)
