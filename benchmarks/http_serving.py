@@ -322,16 +322,21 @@ def _wrk(url, script, concurrency, seconds):
     text = done.stdout
     if "Non-2xx" in text or "Socket errors" in text:
         raise RuntimeError(f"wrk saw errors from {url}:\n{text}")
-    return {
-        "requests_per_second": float(re.search(r"Requests/sec:\s+([\d.]+)", text)[1]),
-        "p50_ms": _ms(re.search(r"50%\s+(\S+)", text)[1]),
-        "p99_ms": _ms(re.search(r"99%\s+(\S+)", text)[1]),
-    }
+    try:
+        return {
+            "requests_per_second": float(
+                re.search(r"Requests/sec:\s+([\d.]+)", text)[1]
+            ),
+            "p50_ms": _ms(re.search(r"^\s+50%\s+(\S+)", text, re.M)[1]),
+            "p99_ms": _ms(re.search(r"^\s+99%\s+(\S+)", text, re.M)[1]),
+        }
+    except (TypeError, AttributeError, KeyError):
+        raise RuntimeError(f"unexpected wrk output:\n{text}") from None
 
 
 def _ms(text):
-    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()
-    return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()
+    return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}[unit]
 
 
 def _summary(results):

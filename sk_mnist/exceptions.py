@@ -23,6 +23,16 @@ class UnsafeModelError(ValueError):
     """A saved model asks to run code, or is not a file written by sk-mnist."""
 
 
+class ModelError(ValueError):
+    """An ONNX model that ``sk-mnist export`` did not write, or that misbehaves.
+
+    Raised by :class:`sk_mnist.serving.ServedModel` for a graph it refuses to
+    run (an operator export never writes, tensors stored in other files, not
+    one uint8 image input) and for a run that fails, takes too long or
+    answers what is not one label and one row of probabilities per image.
+    """
+
+
 class TrainingDivergedError(FloatingPointError):
     """The training loss became NaN or infinite.
 
@@ -42,6 +52,7 @@ __all__ = [
     "DataFileError",
     "DownloadError",
     "FitInterruptedWarning",
+    "ModelError",
     "TrainingDivergedError",
     "UnsafeModelError",
 ]

@@ -5,6 +5,7 @@
 ``sk-mnist predict MODEL.onnx`` uses it. Needs the ``onnx`` extra.
 """
 
-from ._model import MAX_MODEL_BYTES, ModelError, ServedModel
+from ..exceptions import ModelError
+from ._model import MAX_MODEL_BYTES, ServedModel
 
 __all__ = ["MAX_MODEL_BYTES", "ModelError", "ServedModel"]

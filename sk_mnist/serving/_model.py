@@ -21,6 +21,7 @@ import time
 import numpy as np
 
 from .._utils._files import read_bounded
+from ..exceptions import ModelError
 
 #: The largest model file read: far beyond any MNIST network.
 MAX_MODEL_BYTES = 1024**3
@@ -39,10 +40,6 @@ _OPERATORS = {
     "ai.onnx.ml": {"Normalizer", "Scaler"},
 }  # fmt: skip
 _OUTPUTS = ["label", "probabilities"]
-
-
-class ModelError(ValueError):
-    """An ONNX file that ``sk-mnist export`` did not write, or that misbehaves."""
 
 
 class ServedModel:

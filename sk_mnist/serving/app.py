@@ -27,11 +27,11 @@ from starlette.schemas import SchemaGenerator
 from starlette.staticfiles import StaticFiles
 
 from ..datasets import read_digit_image
-from ..exceptions import DataFileError
+from ..exceptions import DataFileError, ModelError
 from . import _protocol
 from ._batching import AdaptiveBatcher
 from ._metrics import Metrics, MetricsMiddleware
-from ._model import ModelError, ServedModel
+from ._model import ServedModel
 
 #: Default largest request body: a batch of about 2,000 digits as JSON.
 MAX_BODY_BYTES = 8 * 1024**2
