@@ -57,13 +57,43 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
     dropout : float or sequence of float, default=0.2
         Dropout rate after each hidden layer: one float for all of them, or
         one per layer. A rate of 0 leaves the Dropout layer out.
+    input_dropout : float, default=0.0
+        Dropout rate on the inputs (the pixels), in training only; 0 leaves
+        the layer out. Srivastava et al. (2014) drop 20% of MNIST's pixels.
     optimizer : str or keras.optimizers.Optimizer, default="rmsprop"
         A Keras optimizer name (``"rmsprop"``, ``"sgd"``, ``"adam"``...) or
         instance. An instance is re-created from its config in every fit, so
         it is never trained or changed.
     learning_rate : float, default=None
         The optimizer's learning rate; ``None`` keeps the optimizer's own
-        (0.001 for RMSprop, 0.01 for SGD).
+        (0.001 for RMSprop, 0.01 for SGD). With a schedule, its starting
+        rate.
+    learning_rate_schedule : {"constant", "cosine", "adaptive"} or \
+            keras.optimizers.schedules.LearningRateSchedule, default="constant"
+        How the learning rate changes during training. ``"constant"`` keeps
+        it. ``"cosine"`` decays it to 0 along a half cosine over the steps
+        :meth:`fit` plans (``epochs`` times the batches per epoch; for
+        :meth:`partial_fit`, ``epochs`` calls on data the size of the first
+        call's); training beyond them, with ``warm_start`` or more
+        ``partial_fit`` calls, goes on at the final rate. ``"adaptive"``, as
+        in :class:`~sklearn.neural_network.MLPClassifier`, divides the rate
+        by 5 each time two consecutive epochs fail to lower the training loss
+        by ``tol`` (or to raise the validation accuracy by ``tol`` with
+        ``early_stopping`` and ``validation_fraction``); the count goes on
+        across ``partial_fit`` and ``warm_start`` calls. A Keras
+        ``LearningRateSchedule`` instance is copied in every fit, like an
+        optimizer instance, and sets its own rates (``learning_rate`` must
+        then be None). Any schedule but ``"constant"`` records the rate each
+        epoch started with in ``history_["learning_rate"]``.
+    alpha : float, default=0.0
+        Strength of the L2 penalty on the weights (kernels, not biases), with
+        :class:`~sklearn.neural_network.MLPClassifier`'s meaning: the penalty
+        ``0.5 * alpha * sum(w ** 2)`` is divided by the number of samples of
+        the batch (``batch_size``) when it is added to the batch's mean loss.
+    max_norm : float, default=None
+        Largest L2 norm of each hidden unit's vector of incoming weights,
+        enforced after every step (Keras's ``MaxNorm``); ``None`` for no
+        limit. Srivastava et al. (2014) combine it with dropout.
     batch_size : int, default=128
         Samples per gradient step.
     epochs : int, default=20
@@ -160,6 +190,13 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         "dropout": [Interval(Real, 0, 1, closed="left"), "array-like"],
         "optimizer": [str, HasMethods(["get_config"])],
         "learning_rate": [Interval(Real, 0, None, closed="neither"), None],
+        "learning_rate_schedule": [
+            StrOptions({"constant", "cosine", "adaptive"}),
+            HasMethods(["get_config", "__call__"]),
+        ],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "max_norm": [Interval(Real, 0, None, closed="neither"), None],
+        "input_dropout": [Interval(Real, 0, 1, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "epochs": [Interval(Integral, 1, None, closed="left")],
         "shuffle": ["boolean"],
@@ -179,8 +216,12 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         hidden_layer_sizes=(512, 512),
         activation="relu",
         dropout=0.2,
+        input_dropout=0.0,
         optimizer="rmsprop",
         learning_rate=None,
+        learning_rate_schedule="constant",
+        alpha=0.0,
+        max_norm=None,
         batch_size=128,
         epochs=20,
         shuffle=True,
@@ -197,8 +238,12 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.dropout = dropout
+        self.input_dropout = input_dropout
         self.optimizer = optimizer
         self.learning_rate = learning_rate
+        self.learning_rate_schedule = learning_rate_schedule
+        self.alpha = alpha
+        self.max_norm = max_norm
         self.batch_size = batch_size
         self.epochs = epochs
         self.shuffle = shuffle
@@ -297,8 +342,20 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
                 model, history = self.model_, copy.deepcopy(self.history_)
             else:
                 seeds = rng.randint(_SEED_MAX, size=network.n_seeds(len(hidden)))
+                # Drawn only when used, so that the default network's seeds
+                # are those it always had.
+                input_seed = (
+                    int(rng.randint(_SEED_MAX)) if self.input_dropout > 0 else None
+                )
                 model, history = (
-                    self._build_network(X.shape[1], len(classes), seeds),
+                    self._build_network(
+                        X.shape[1],
+                        len(classes),
+                        seeds,
+                        input_seed=input_seed,
+                        n_train=len(X)
+                        - _n_validation(self.validation_fraction, len(X)),
+                    ),
                     {},
                 )
             result = _train(
@@ -309,7 +366,7 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
                 ),
                 n_classes=len(classes),
                 epochs=self.epochs if epochs is None else epochs,
-                initial_epoch=len(history.get("loss", [])),
+                history=history,
                 shuffle_seed=shuffle_seed,
             )
         for key, values in result.history.items():
@@ -337,12 +394,28 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         self.validation_scores_ = None if scores is None else list(scores)
         self.best_validation_score_ = None if scores is None else max(scores)
 
-    def _build_network(self, n_features, n_classes, seeds=None):
-        """The compiled network these parameters describe."""
+    def _build_network(
+        self, n_features, n_classes, seeds=None, *, input_seed=None, n_train=None
+    ):
+        """The compiled network these parameters describe.
+
+        ``n_train`` training samples per epoch plan a cosine schedule's steps
+        (one batch per epoch when unknown, as for :meth:`summary`).
+        """
         from ._keras import network
 
         hidden, rates = _check_layers(self.hidden_layer_sizes, self.dropout)
         _check_network_size(n_features, hidden, n_classes)
+        schedule = None
+        if not _is_name(self.learning_rate_schedule, "constant"):
+            batches = (
+                math.ceil(n_train / min(self.batch_size, n_train)) if n_train else 1
+            )
+            schedule = network.make_schedule(
+                self.learning_rate_schedule,
+                _initial_rate(self.optimizer, self.learning_rate),
+                self.epochs * batches,
+            )
         return network.build_network(
             n_features,
             n_classes,
@@ -352,6 +425,11 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
             optimizer=self.optimizer,
             learning_rate=self.learning_rate,
             seeds=seeds,
+            input_dropout=self.input_dropout,
+            input_seed=input_seed,
+            l2=_l2(self.alpha, self.batch_size),
+            max_norm=self.max_norm,
+            schedule=schedule,
         )
 
     def _check_params(self, n_features=None, n_classes=None):
@@ -366,6 +444,15 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         hidden, rates = _check_layers(self.hidden_layer_sizes, self.dropout)
         network.check_activation(self.activation)
         network.make_optimizer(self.optimizer, self.learning_rate)
+        network.make_schedule(self.learning_rate_schedule, 0.001, 1)
+        if not isinstance(self.learning_rate_schedule, str) and (
+            self.learning_rate is not None
+        ):
+            raise ValueError(
+                f"learning_rate={self.learning_rate!r} cannot be used with a "
+                f"LearningRateSchedule instance, which sets its own rates; set "
+                f"learning_rate=None."
+            )
         if n_features is not None and n_classes is not None:
             _check_network_size(n_features, hidden, n_classes)
         return hidden, rates
@@ -465,6 +552,10 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
             state["model_"] = serialization.model_to_bytes(state["model_"])
         if not isinstance(state["optimizer"], str):
             state["optimizer"] = serialization.optimizer_to_config(state["optimizer"])
+        if not isinstance(state["learning_rate_schedule"], str):
+            state["learning_rate_schedule"] = serialization.schedule_to_config(
+                state["learning_rate_schedule"]
+            )
         return state
 
     def __setstate__(self, state):
@@ -480,6 +571,10 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         _check_fitted_state(state)
         if isinstance(state.get("optimizer"), dict):
             state["optimizer"] = serialization.optimizer_from_config(state["optimizer"])
+        if isinstance(state.get("learning_rate_schedule"), dict):
+            state["learning_rate_schedule"] = serialization.schedule_from_config(
+                state["learning_rate_schedule"]
+            )
         if "classes_" in state and "model_" not in state:
             raise UnsafeModelError(
                 "the saved KerasMLPClassifier is fitted but holds no network."
@@ -608,22 +703,66 @@ def _check_unchanged(clf):
 
     hidden, rates = _check_layers(clf.hidden_layer_sizes, clf.dropout)
     built = network.describe(clf.model_)
+    schedule = clf.learning_rate_schedule
     wanted = {
         "hidden_layer_sizes": hidden,
         "dropout": rates,
+        "input_dropout": float(clf.input_dropout),
         "activation": network.activation_name(clf.activation),
+        "alpha": float(clf.alpha),
+        "max_norm": None if clf.max_norm is None else float(clf.max_norm),
         "optimizer": type(network.make_optimizer(clf.optimizer)).__name__,
+        "learning_rate_schedule": (
+            "constant"
+            if _is_name(schedule, "constant") or _is_name(schedule, "adaptive")
+            else "CosineDecay"
+            if _is_name(schedule, "cosine")
+            else type(schedule).__name__
+        ),
     }
-    if clf.learning_rate is not None:
-        wanted["learning_rate"] = float(np.float32(clf.learning_rate))
+    # The adaptive schedule lowers the rate it started from, by design.
+    if clf.learning_rate is not None and not _is_name(schedule, "adaptive"):
+        wanted["learning_rate"] = float(clf.learning_rate)
+    # The network holds Keras's L2 factor, which depends on batch_size too.
+    built["alpha"] = 2.0 * built["l2"] * clf.batch_size
+    built["learning_rate_schedule"] = built["schedule"]
     for name, value in wanted.items():
-        if built[name] != value:
+        found = built[name]
+        same = (
+            math.isclose(found, value, rel_tol=1e-6)
+            if isinstance(value, float) and isinstance(found, float)
+            else found == value
+        )
+        if not same:
             raise ValueError(
                 f"{name} was changed since the network was built "
-                f"({built[name]!r} in the fitted network, {value!r} now), but "
+                f"({found!r} in the fitted network, {value!r} now), but "
                 f"warm_start and partial_fit continue the fitted network. Set "
                 f"warm_start=False (or fit a new estimator) to build a new one."
             )
+
+
+def _is_name(value, name):
+    return isinstance(value, str) and value == name
+
+
+def _l2(alpha, batch_size):
+    """Keras's L2 factor for MLPClassifier's ``alpha``: 0.5 * alpha / batch."""
+    return 0.5 * float(alpha) / batch_size
+
+
+def _initial_rate(optimizer, learning_rate):
+    """``learning_rate``, else the optimizer's own default rate."""
+    from ._keras import network
+
+    if learning_rate is not None:
+        return float(learning_rate)
+    return float(network.make_optimizer(optimizer).get_config()["learning_rate"])
+
+
+def _n_validation(fraction, n_samples):
+    """How many of ``n_samples`` the validation split holds out."""
+    return math.ceil(fraction * n_samples) if fraction else 0
 
 
 def _sample_weights(sample_weight, class_weight, X, y, encoded, classes):
@@ -659,7 +798,7 @@ def _validation_split(fraction, X, encoded, weights, seed):
     """
     if not fraction:
         return (X, encoded, weights), None
-    n_valid = math.ceil(fraction * len(X))
+    n_valid = _n_validation(fraction, len(X))
     if n_valid >= len(X):
         raise ValueError(
             f"validation_fraction={fraction} leaves no "
@@ -682,13 +821,23 @@ def _validation_split(fraction, X, encoded, weights, seed):
     )
 
 
-def _train(
-    clf, model, train, validation, *, n_classes, epochs, initial_epoch, shuffle_seed
-):
-    """Hand the engine ``clf``'s arrays and plain parameters; warn like sklearn."""
+def _train(clf, model, train, validation, *, n_classes, epochs, history, shuffle_seed):
+    """Hand the engine ``clf``'s arrays and plain parameters; warn like sklearn.
+
+    ``history`` is what earlier calls trained (``warm_start``, ``partial_fit``):
+    the epoch count and the adaptive schedule go on from it.
+    """
     from ._keras import training
 
     X, encoded, weights = train
+    adaptive = None
+    if _is_name(clf.learning_rate_schedule, "adaptive"):
+        monitor = training.monitored_metric(
+            validation is not None and clf.early_stopping
+        )
+        adaptive = training.AdaptiveRate(
+            monitor, clf.tol, previous=history.get(monitor, [])
+        )
     try:
         result = training.train(
             model,
@@ -698,7 +847,7 @@ def _train(
             n_classes=n_classes,
             validation=validation,
             epochs=epochs,
-            initial_epoch=initial_epoch,
+            initial_epoch=len(history.get("loss", [])),
             # Like MLPClassifier, at most one batch of all samples (a huge
             # batch_size would overflow the backend's shape arithmetic).
             batch_size=min(clf.batch_size, len(X)),
@@ -706,6 +855,8 @@ def _train(
             early_stopping=training.EarlyStopping(clf.tol, clf.n_iter_no_change)
             if clf.early_stopping
             else None,
+            adaptive_rate=adaptive,
+            record_learning_rate=not _is_name(clf.learning_rate_schedule, "constant"),
             callbacks=clf.callbacks or (),
             verbose=clf.verbose,
         )

@@ -49,6 +49,11 @@ def build_network(
     optimizer: Any = "rmsprop",
     learning_rate: float | None = None,
     seeds: Sequence[int] | None = None,
+    input_dropout: float = 0.0,
+    input_seed: int | None = None,
+    l2: float = 0.0,
+    max_norm: float | None = None,
+    schedule: Any = None,
 ):
     """Build and compile the Dense/Dropout network of the classic tutorials.
 
@@ -78,6 +83,19 @@ def build_network(
         ``n_seeds(len(hidden_layer_sizes))`` integers: one per Dense kernel
         initializer (hidden layers, then the output) followed by one per
         Dropout layer. ``None`` leaves Keras to draw them.
+    input_dropout : float, default=0.0
+        Dropout rate on the inputs, in a Dropout layer before the first Dense
+        layer (left out at 0), seeded with ``input_seed``.
+    input_seed : int, default=None
+        The seed of the input Dropout layer.
+    l2 : float, default=0.0
+        ``l2 * sum(w ** 2)`` of every Dense kernel is added to the loss
+        (Keras's ``L2`` regularizer); biases are not penalized.
+    max_norm : float, default=None
+        Keras's ``MaxNorm`` constraint on each hidden unit's incoming weights.
+    schedule : keras.optimizers.schedules.LearningRateSchedule, default=None
+        The optimizer's learning rate as a schedule; replaces
+        ``learning_rate``.
 
     Returns
     -------
@@ -98,14 +116,27 @@ def build_network(
     dense_seeds, dropout_seeds = seeds[: n_hidden + 1], seeds[n_hidden + 1 :]
 
     layers = [input_layer(n_features)]
+    if input_dropout > 0:
+        layers.append(dropout_layer(float(input_dropout), input_seed, "input_dropout"))
     for i, (units, rate) in enumerate(zip(hidden_layer_sizes, dropout, strict=True)):
-        layers.append(dense_layer(int(units), activation, dense_seeds[i], f"dense_{i}"))
+        layers.append(
+            dense_layer(
+                int(units),
+                activation,
+                dense_seeds[i],
+                f"dense_{i}",
+                l2=l2,
+                max_norm=max_norm,
+            )
+        )
         if rate > 0:
             layers.append(dropout_layer(float(rate), dropout_seeds[i], f"dropout_{i}"))
-    layers.append(dense_layer(n_classes, "softmax", dense_seeds[n_hidden], "output"))
+    layers.append(
+        dense_layer(n_classes, "softmax", dense_seeds[n_hidden], "output", l2=l2)
+    )
     model = keras.Sequential(layers, name="mlp")
     model.compile(
-        optimizer=make_optimizer(optimizer, learning_rate),
+        optimizer=make_optimizer(optimizer, schedule or learning_rate),
         loss="categorical_crossentropy",
         metrics=["accuracy"],
     )
@@ -117,12 +148,30 @@ def input_layer(n_features: int, name: str = "pixels"):
     return keras.layers.InputLayer(shape=(n_features,), name=name)
 
 
-def dense_layer(units: int, activation: str, seed: int | None, name: str):
-    """One Dense layer as :func:`build_network` makes it (Glorot-uniform, seeded)."""
+def dense_layer(
+    units: int,
+    activation: str,
+    seed: int | None,
+    name: str,
+    *,
+    l2: float = 0.0,
+    max_norm: float | None = None,
+):
+    """One Dense layer as :func:`build_network` makes it (Glorot-uniform, seeded).
+
+    ``l2 > 0`` adds Keras's ``L2`` regularizer on the kernel, and
+    ``max_norm`` its ``MaxNorm`` constraint on each unit's incoming weights.
+    """
     return keras.layers.Dense(
         units,
         activation=activation,
         kernel_initializer=keras.initializers.GlorotUniform(seed=seed),
+        kernel_regularizer=keras.regularizers.L2(l2) if l2 > 0 else None,
+        kernel_constraint=(
+            keras.constraints.MaxNorm(max_norm, axis=0)
+            if max_norm is not None
+            else None
+        ),
         name=name,
     )
 
@@ -140,7 +189,7 @@ def make_optimizer(optimizer: Any, learning_rate: float | None = None):
     optimizer : str or keras.optimizers.Optimizer
         ``"rmsprop"``, ``"sgd"``, ``"adam"``... or an optimizer instance, which
         is copied through its config (its state is not carried over).
-    learning_rate : float, default=None
+    learning_rate : float or LearningRateSchedule, default=None
         Replaces the learning rate of the config when given.
 
     Returns
@@ -166,9 +215,38 @@ def make_optimizer(optimizer: Any, learning_rate: float | None = None):
             f"{type(optimizer).__name__}: {optimizer!r}."
         )
     config = template.get_config()
-    if learning_rate is not None:
+    if isinstance(learning_rate, keras.optimizers.schedules.LearningRateSchedule):
+        config["learning_rate"] = learning_rate
+    elif learning_rate is not None:
         config["learning_rate"] = float(learning_rate)
     return type(template).from_config(config)
+
+
+SCHEDULES = ("constant", "cosine", "adaptive")
+
+
+def make_schedule(schedule, learning_rate: float, decay_steps: int):
+    """The learning-rate schedule object for ``schedule``, or None for a constant.
+
+    ``"cosine"`` decays from ``learning_rate`` to 0 over ``decay_steps``
+    steps (Keras's ``CosineDecay``); ``"constant"`` and ``"adaptive"`` keep a
+    plain rate (the adaptive one is lowered by a callback, see
+    :mod:`.training`); a ``LearningRateSchedule`` instance is copied through
+    its config, so the caller's object is never used by a model.
+    """
+    if isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
+        return type(schedule).from_config(schedule.get_config())
+    if schedule == "cosine":
+        return keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=float(learning_rate),
+            decay_steps=max(1, int(decay_steps)),
+        )
+    if schedule in ("constant", "adaptive"):
+        return None
+    raise ValueError(
+        f"learning_rate_schedule must be one of {SCHEDULES} or a Keras "
+        f"LearningRateSchedule, got {schedule!r}."
+    )
 
 
 def backend_name() -> str:
@@ -180,25 +258,44 @@ def describe(model) -> dict:
     """What a network built by :func:`build_network` was built with.
 
     The hidden layer sizes, their dropout rates (0 where no Dropout layer
-    follows), the hidden activation's name, the optimizer's class name and
-    its learning rate: what ``warm_start`` must not see change.
+    follows), the input dropout, the hidden activation's name, the L2
+    penalty and max-norm of the kernels, the optimizer's class name, the
+    learning-rate schedule's class name (``"constant"`` for a plain rate)
+    and the initial learning rate: what ``warm_start`` must not see change.
     """
-    hidden, rates, activation = [], [], None
+    hidden, rates, activation, input_rate = [], [], None, 0.0
+    l2, max_norm = 0.0, None
     for layer in model.layers[:-1]:
         if isinstance(layer, keras.layers.Dense):
             hidden.append(int(layer.units))
             rates.append(0.0)
             activation = activation_name(layer.activation)
+            if layer.kernel_regularizer is not None:
+                l2 = float(layer.kernel_regularizer.l2)
+            if layer.kernel_constraint is not None:
+                max_norm = float(layer.kernel_constraint.max_value)
         elif isinstance(layer, keras.layers.Dropout):
-            rates[-1] = float(layer.rate)
+            if rates:
+                rates[-1] = float(layer.rate)
+            else:
+                input_rate = float(layer.rate)
+    rate = model.optimizer.get_config()["learning_rate"]  # a schedule's config
+    if isinstance(rate, dict):
+        schedule = rate["class_name"]
+        initial = rate["config"].get("initial_learning_rate")
+    else:
+        schedule = "constant"
+        initial = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
     return {
         "hidden_layer_sizes": tuple(hidden),
         "dropout": tuple(rates),
+        "input_dropout": input_rate,
         "activation": activation,
+        "l2": l2,
+        "max_norm": max_norm,
         "optimizer": type(model.optimizer).__name__,
-        "learning_rate": float(
-            keras.ops.convert_to_numpy(model.optimizer.learning_rate)
-        ),
+        "schedule": schedule,
+        "learning_rate": initial,
     }
 
 

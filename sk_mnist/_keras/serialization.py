@@ -234,7 +234,17 @@ def _check_layer(entry, n_in, *, last):
         network.check_activation(activation)
         units = _positive_int(config["units"])
         seed = _seed(config["kernel_initializer"]["config"]["seed"])
-        rebuilt = network.dense_layer(units, activation, seed, name)
+        regularizer, constraint = (
+            config.get("kernel_regularizer"),
+            config.get("kernel_constraint"),
+        )
+        l2 = 0.0 if regularizer is None else _rate(regularizer["config"]["l2"])
+        max_norm = (
+            None if constraint is None else _rate(constraint["config"]["max_value"])
+        )
+        rebuilt = network.dense_layer(
+            units, activation, seed, name, l2=l2, max_norm=max_norm
+        )
         expected = {
             **keras.saving.serialize_keras_object(rebuilt),
             "build_config": {"input_shape": [None, n_in]},
@@ -307,6 +317,17 @@ def _seed(value):
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**32:
         raise ValueError(f"a seed of {_short(value)}")
     return value
+
+
+def _rate(value):
+    """A finite positive number (a penalty or a norm), as a float."""
+    if (
+        not isinstance(value, float | int)
+        or isinstance(value, bool)
+        or not (0 < value < float("inf"))
+    ):
+        raise ValueError(f"a regularization value of {_short(value)}")
+    return float(value)
 
 
 def _positive_int(value):
@@ -445,6 +466,29 @@ def optimizer_from_config(config: dict):
             f"optimizer."
         )
     return optimizer
+
+
+def schedule_to_config(schedule) -> dict:
+    """A learning-rate schedule given as a parameter, as its Keras config."""
+    return keras.optimizers.schedules.serialize(schedule)
+
+
+def schedule_from_config(config: dict):
+    """The schedule of :func:`schedule_to_config`; only Keras's own classes."""
+    try:
+        with keras.saving.custom_object_scope({}):
+            schedule = keras.optimizers.schedules.deserialize(config)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise UnsafeModelError(
+            f"the saved learning_rate_schedule {_short(config.get('class_name'))} "
+            f"is not one of Keras's schedules ({_short(exc)})."
+        ) from None
+    if not isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
+        raise UnsafeModelError(
+            f"the saved learning_rate_schedule is a {type(schedule).__name__}, not "
+            f"a Keras LearningRateSchedule."
+        )
+    return schedule
 
 
 def check_model_fits(model, n_features, classes) -> None:

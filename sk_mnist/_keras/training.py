@@ -86,6 +86,65 @@ class StopOnCtrlC(keras.callbacks.Callback):
             signal.signal(signal.SIGINT, previous)
 
 
+class AdaptiveRate(keras.callbacks.Callback):
+    """Divide the learning rate by 5 when ``monitor`` stops improving by ``tol``.
+
+    MLPClassifier's ``learning_rate="adaptive"`` as its documentation states
+    it: each time two consecutive epochs fail to improve the monitored value
+    (the training loss, or the validation accuracy) by at least ``tol`` on the
+    best so far, the rate is divided by 5. Keras's ``ReduceLROnPlateau``
+    starts counting afresh in every ``fit``; this count goes on across calls:
+    ``previous`` holds the values of the epochs trained before (by an earlier
+    ``partial_fit`` or ``warm_start`` fit), whose reductions were made then.
+    """
+
+    PATIENCE, FACTOR = 2, 0.2
+
+    def __init__(self, monitor, tol, previous=()):
+        super().__init__()
+        self.monitor, self.tol = monitor, tol
+        self.maximize = monitor.endswith("accuracy")
+        self.best, self.stale = None, 0
+        for value in previous:
+            self._due(value)
+
+    def _due(self, value) -> bool:
+        """Count ``value``; whether the rate is due to be lowered now."""
+        better = self.best is None or (
+            value > self.best + self.tol
+            if self.maximize
+            else value < self.best - self.tol
+        )
+        if better:
+            self.best, self.stale = value, 0
+            return False
+        self.stale += 1
+        if self.stale < self.PATIENCE:
+            return False
+        self.stale = 0
+        return True
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is not None and self._due(float(value)):
+            optimizer = self.model.optimizer
+            rate = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+            optimizer.learning_rate = rate * self.FACTOR
+
+
+class RecordLearningRate(keras.callbacks.Callback):
+    """Add the learning rate each epoch started with to its logs (``history_``)."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._rate = float(
+            keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)
+        )
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = self._rate
+
+
 @dataclass
 class EarlyStopping:
     """When to stop: ``patience`` epochs without an improvement of ``min_delta``."""
@@ -126,6 +185,8 @@ def train(
     batch_size,
     shuffle_rng=None,
     early_stopping=None,
+    adaptive_rate=None,
+    record_learning_rate=False,
     callbacks=(),
     verbose=0,
 ) -> TrainingResult:
@@ -156,6 +217,11 @@ def train(
     early_stopping : EarlyStopping, default=None
         Stop when the monitored metric (``val_accuracy`` with validation data,
         else ``loss``) stops improving, restoring the best weights.
+    adaptive_rate : AdaptiveRate, default=None
+        Lower the learning rate when the monitored metric stops improving.
+    record_learning_rate : bool, default=False
+        Record the rate each epoch started with as ``learning_rate`` in the
+        history.
     callbacks : sequence of keras.callbacks.Callback, default=()
         The user's callbacks; deep-copied, never mutated.
     verbose : {0, 1, 2}, default=0
@@ -182,7 +248,9 @@ def train(
             keras.callbacks.TerminateOnNaN(),
             ctrl_c,
             *_early_stopping(early_stopping, validation_data, verbose),
+            *([adaptive_rate] if adaptive_rate is not None else []),
             *copy.deepcopy(list(callbacks)),
+            *([RecordLearningRate()] if record_learning_rate else []),
             history,
         ],
         add_progbar=verbose != 0,

@@ -21,8 +21,20 @@ MODEL_OPTIONS = {
     "hidden_layer_sizes": ("--hidden", "layers", "units of each hidden layer"),
     "activation": ("--activation", "str", "activation of the hidden layers"),
     "dropout": ("--dropout", "rates", "dropout after each hidden layer"),
+    "input_dropout": ("--input-dropout", "float", "dropout on the input pixels"),
     "optimizer": ("--optimizer", "str", "Keras optimizer"),
     "learning_rate": ("--learning-rate", "float", "the optimizer's learning rate"),
+    "learning_rate_schedule": (
+        "--learning-rate-schedule",
+        "str",
+        "constant, cosine or adaptive",
+    ),
+    "alpha": ("--alpha", "float", "L2 penalty on the weights"),
+    "max_norm": (
+        "--max-norm",
+        "float",
+        "largest norm of a hidden unit's incoming weights",
+    ),
     "batch_size": ("--batch-size", "positive_int", "samples per gradient step"),
     "epochs": ("--epochs", "positive_int", "passes over the training data"),
     "validation_fraction": (

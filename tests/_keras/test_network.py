@@ -99,10 +99,30 @@ def test_describe_reads_back_what_the_network_was_built_with():
     assert network.describe(model) == {
         "hidden_layer_sizes": (8, 4),
         "dropout": (0.0, 0.5),
+        "input_dropout": 0.0,
         "activation": "tanh",
+        "l2": 0.0,
+        "max_norm": None,
         "optimizer": "SGD",
+        "schedule": "constant",
         "learning_rate": pytest.approx(0.05),
     }
+    regularized = network.build_network(
+        20,
+        3,
+        hidden_layer_sizes=(8,),
+        dropout=(0.0,),
+        optimizer="sgd",
+        seeds=range(3),
+        input_dropout=0.2,
+        input_seed=7,
+        l2=0.01,
+        max_norm=3.0,
+        schedule=network.make_schedule("cosine", 0.05, 100),
+    )
+    built = network.describe(regularized)
+    assert (built["input_dropout"], built["l2"], built["max_norm"]) == (0.2, 0.01, 3.0)
+    assert (built["schedule"], built["learning_rate"]) == ("CosineDecay", 0.05)
 
 
 def test_dense_layers_are_the_whole_network_at_inference():
