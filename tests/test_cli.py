@@ -35,6 +35,24 @@ def run(*args, env_data=None, check_rc=0):
     return result
 
 
+def signal_when(command, env, prefix, signum, delay=0.0):
+    """Run ``sk-mnist COMMAND``; send ``signum`` once stdout shows ``prefix``."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sk_mnist", *command],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **env},
+    )
+    for line in process.stdout:
+        if line.startswith(prefix):
+            time.sleep(delay)
+            process.send_signal(signum)
+            break
+    stdout, stderr = process.communicate(timeout=300)
+    return process.returncode, stdout, stderr
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, mnist_path):
     out = tmp_path_factory.mktemp("train")
@@ -383,20 +401,14 @@ def test_the_model_card_describes_the_model(trained):
 
 def test_ctrl_c_during_train_marks_the_outputs_and_exits_130(tmp_path, mnist_path):
     out = tmp_path / "out"
-    env = {**os.environ, "SK_MNIST_DATA": mnist_path}
-    command = [
-        *(sys.executable, "-m", "sk_mnist", "train", "--train-size", "2000"),
-        *("--epochs", "200", "--hidden", "16", "--out", str(out)),
-    ]
-    process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    returncode, _, stderr = signal_when(
+        ["train", "--train-size", "2000", "--epochs", "200", "--hidden", "16"]
+        + ["--out", str(out)],
+        {"SK_MNIST_DATA": mnist_path},
+        "Epoch 3/",
+        signal.SIGINT,
     )
-    for line in process.stdout:
-        if line.startswith("Epoch 3/"):
-            process.send_signal(signal.SIGINT)
-            break
-    _, stderr = process.communicate(timeout=300)
-    assert process.returncode == 130, stderr
+    assert returncode == 130, stderr
     assert re.search(r"interrupted after \d+ epochs", stderr)
     assert "Traceback" not in stderr
     metrics = json.loads((out / "metrics.json").read_text())
@@ -556,26 +568,20 @@ def test_a_signal_while_train_writes_leaves_one_consistent_set(
     for name, data in _snapshot(earlier).items():
         (out / name).write_bytes(data)
     old = _snapshot(out)
-    env = {**os.environ, "SK_MNIST_DATA": mnist_path}
-    command = [
-        *(sys.executable, "-m", "sk_mnist", "train", "--train-size", "500"),
-        *("--epochs", "1", "--hidden", "8", "--out", str(out)),
-    ]
-    process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    returncode, _, stderr = signal_when(  # after the report come the files
+        ["train", "--train-size", "500", "--epochs", "1", "--hidden", "8"]
+        + ["--out", str(out)],
+        {"SK_MNIST_DATA": mnist_path},
+        "Test accuracy",
+        signum,
+        delay,
     )
-    for line in process.stdout:
-        if line.startswith("Test accuracy"):  # the report, then the files
-            time.sleep(delay)
-            process.send_signal(signum)
-            break
-    _, stderr = process.communicate(timeout=300)
     assert "Traceback" not in stderr
     new = _snapshot(out)
     assert [p.name for p in out.iterdir() if p.is_dir()] == []  # no staging left
-    if process.returncode == 0:  # the signal came after the files were in place
+    if returncode == 0:  # the signal came after the files were in place
         return
-    assert process.returncode == {signal.SIGINT: 130, signal.SIGTERM: 143}[signum]
+    assert returncode == {signal.SIGINT: 130, signal.SIGTERM: 143}[signum]
     if new == old:
         assert "was left as it was" in stderr, stderr
     else:  # every file is this run's
@@ -589,21 +595,15 @@ def test_ctrl_c_during_search_stops_it_exits_130_and_writes_nothing(
     tmp_path, mnist_path
 ):
     out = tmp_path / "search"
-    env = {**os.environ, "SK_MNIST_DATA": mnist_path}
-    command = [
-        *(sys.executable, "-m", "sk_mnist", "search", "--grid", "hidden=16,32"),
-        *("--cv", "2", "--train-size", "3000", "--epochs", "200", "--out", str(out)),
-    ]
-    process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    returncode, stdout, stderr = signal_when(
+        ["search", "--grid", "hidden=16,32", "--cv", "2", "--train-size", "3000"]
+        + ["--epochs", "200", "--out", str(out)],
+        {"SK_MNIST_DATA": mnist_path},
+        "Searching",
+        signal.SIGINT,
+        delay=3,
     )
-    for line in process.stdout:
-        if line.startswith("Searching"):
-            time.sleep(3)
-            process.send_signal(signal.SIGINT)
-            break
-    stdout, stderr = process.communicate(timeout=300)
-    assert process.returncode == 130, stderr
+    assert returncode == 130, stderr
     assert stderr.strip() == (
         "sk-mnist search: interrupted; the search was stopped; nothing was written"
     )
@@ -624,7 +624,9 @@ def test_ctrl_c_while_the_command_starts_is_no_traceback(tmp_path, delay):
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
     assert "Traceback" not in stderr
-    assert process.returncode in (130, 1), stderr  # 1: it got to the missing data
+    # 1: it got to the missing data; -2 (death by SIGINT, which a shell
+    # reports as 130 too): seen once under load, after the message was printed.
+    assert process.returncode in (130, -signal.SIGINT, 1), stderr
     assert not (tmp_path / "o").exists()
 
 

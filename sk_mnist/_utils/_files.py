@@ -74,18 +74,14 @@ def check_replaceable(path) -> None:
     replaced by a regular file, and a folder cannot be.
     """
     try:
-        mode = os.stat(path).st_mode
+        check_regular_file(path, what="file name")
     except FileNotFoundError:
         return
-    except OSError as exc:
-        raise _about(exc, path) from None
-    if stat.S_ISDIR(mode):
-        raise IsADirectoryError(f"{path} is a folder; expected a file name.")
-    if not stat.S_ISREG(mode):
+    except ValueError:
         raise ValueError(
             f"{path} exists and is not a regular file (a FIFO, socket or device); "
             f"refusing to replace it."
-        )
+        ) from None
 
 
 def _about(exc, path):

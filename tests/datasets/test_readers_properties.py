@@ -22,6 +22,21 @@ from sk_mnist.exceptions import DataFileError
 _MEMORY_BOUND = 8 * 1024**2
 
 
+def _read_within_bound(read, path, extra):
+    """``read(path)``, or None after a DataFileError naming the file; the
+    memory it took bounded by ``_MEMORY_BOUND`` plus ``extra`` bytes."""
+    tracemalloc.start()
+    try:
+        return read(path)
+    except DataFileError as exc:
+        assert str(path) in str(exc)
+        return None
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert peak < _MEMORY_BOUND + extra
+
+
 @settings(max_examples=budget(300))
 @given(case=idx_files())
 def test_read_idx_gives_the_declared_array_or_a_data_file_error(case):
@@ -29,16 +44,9 @@ def test_read_idx_gives_the_declared_array_or_a_data_file_error(case):
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "file-idx-ubyte"
         path.write_bytes(gzip.compress(content) if gzipped else content)
-        tracemalloc.start()
-        try:
-            array = read_idx(path, ndim=ndim)
-        except DataFileError as exc:
-            assert str(path) in str(exc)
-            return
-        finally:
-            peak = tracemalloc.get_traced_memory()[1]
-            tracemalloc.stop()
-            assert peak < _MEMORY_BOUND + len(content)
+        array = _read_within_bound(lambda p: read_idx(p, ndim=ndim), path, len(content))
+    if array is None:
+        return
     dims = np.frombuffer(content[4 : 4 + 4 * ndim], ">u4")
     assert array.dtype == np.uint8
     assert array.shape == tuple(int(d) for d in dims)
@@ -93,16 +101,9 @@ def test_read_npz_gives_checked_arrays_or_a_data_file_error(arrays, mutate, data
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "mnist.npz"
         path.write_bytes(content)
-        tracemalloc.start()
-        try:
-            checked = read_npz(path, parts=("train", "test"))
-        except DataFileError as exc:
-            assert str(path) in str(exc)
-            return
-        finally:
-            peak = tracemalloc.get_traced_memory()[1]
-            tracemalloc.stop()
-            assert peak < _MEMORY_BOUND + 4 * len(content)
+        checked = _read_within_bound(read_npz, path, 4 * len(content))
+    if checked is None:
+        return
     for part in ("train", "test"):
         x, y = checked[f"x_{part}"], checked[f"y_{part}"]
         assert x.dtype == np.uint8

@@ -35,6 +35,19 @@ def saved(mnist_train, mnist_test, tmp_path_factory):
     return pipe, path, Xt[:1000]
 
 
+def _infer_body(images):
+    return {
+        "inputs": [
+            {
+                "name": "X",
+                "shape": list(images.shape),
+                "datatype": "UINT8",
+                "data": images.ravel().tolist(),
+            }
+        ]
+    }
+
+
 class _Server:
     """``sk-mnist serve`` in a child process; its address read from its log."""
 
@@ -83,16 +96,7 @@ def test_serve_answers_1000_real_images_as_the_saved_pipeline(server, saved):
     assert httpx.get(f"{server.url}/v2/health/ready").json() == {"ready": True}
     answer = httpx.post(
         f"{server.url}/v2/models/mnist/infer",
-        json={
-            "inputs": [
-                {
-                    "name": "X",
-                    "shape": [1000, 28, 28],
-                    "datatype": "UINT8",
-                    "data": images.ravel().tolist(),
-                }
-            ]
-        },
+        json=_infer_body(images),
         timeout=60,
     ).json()
     label, proba = answer["outputs"]
@@ -144,16 +148,7 @@ def test_a_signal_stops_the_server_after_answering_what_is_in_flight(
         answers.append(
             httpx.post(
                 f"{server.url}/v2/models/mnist/infer",
-                json={
-                    "inputs": [
-                        {
-                            "name": "X",
-                            "shape": [5, 28, 28],
-                            "datatype": "UINT8",
-                            "data": images[:5].ravel().tolist(),
-                        }
-                    ]
-                },
+                json=_infer_body(images[:5]),
                 timeout=60,
             )
         )
