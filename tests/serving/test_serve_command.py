@@ -182,3 +182,43 @@ def test_a_model_that_cannot_be_exported_is_one_line(tmp_path, mnist_test):
     assert len(lines) == 1, done.stderr
     assert "holds a MNISTFlattener, not a classifier" in lines[0]
     assert os.listdir(tmp_path) == ["f.skops"]
+
+
+def test_worker_processes_share_the_port_and_sum_their_metrics(saved):
+    pipe, path, images = saved
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sk_mnist", "serve", str(path), "--workers", "2"]
+        + ["--port", str(port), "--log-level", "warning"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(240):  # the export, then two processes starting
+            try:
+                if httpx.get(f"{url}/v2/health/ready").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.5)
+        for _ in range(8):
+            answer = httpx.post(
+                f"{url}/v2/models/mnist/infer", json=_infer_body(images[:3])
+            )
+            assert (
+                answer.json()["outputs"][0]["data"] == pipe.predict(images[:3]).tolist()
+            )
+        metrics = httpx.get(f"{url}/metrics").text
+        assert (
+            'sk_mnist_requests_total{endpoint="/v2/models/{name}/infer",status="200"} 8.0'
+            in metrics
+        )
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    # uvicorn's process manager stops the workers and ends the command itself.
+    assert process.returncode == 0, stderr
+    assert "Traceback" not in stderr
