@@ -76,3 +76,18 @@ def small_mnist(mnist_train, mnist_test):
     (x, y), (xt, yt) = mnist_train, mnist_test
     flat = lambda a: (a.reshape(len(a), -1) / np.float32(255)).astype(np.float32)  # noqa: E731
     return flat(x[:3000]), y[:3000], flat(xt[:1000]), yt[:1000]
+
+
+@pytest.fixture(scope="session")
+def digit_reader(mnist_train):
+    """flattener + a 256-unit network on all 60,000 training images: a model
+    good enough to read digits that were drawn or re-rendered (~98%)."""
+    from sklearn.pipeline import make_pipeline
+
+    from sk_mnist import KerasMLPClassifier, MNISTFlattener
+
+    X, y = mnist_train
+    return make_pipeline(
+        MNISTFlattener(),
+        KerasMLPClassifier(hidden_layer_sizes=(256,), epochs=5, random_state=0),
+    ).fit(X, y)

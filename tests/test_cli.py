@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import types
 
 import numpy as np
 import onnx_graphs
@@ -33,6 +34,33 @@ def run(*args, env_data=None, check_rc=0):
     )
     assert result.returncode == check_rc, (result.stdout[-2000:], result.stderr[-2000:])
     return result
+
+
+@pytest.fixture
+def run_here(capsys):
+    """``sk-mnist ARGS`` in this process: no interpreter or TensorFlow start-up.
+
+    For the many refusals that need no separate process; the environment
+    the command sets up (its logging variables) is put back afterwards.
+    """
+    from sk_mnist.cli import main
+
+    def run_in_process(*args, env_data=None, check_rc=0):
+        saved = dict(os.environ)
+        if env_data is not None:
+            os.environ["SK_MNIST_DATA"] = env_data
+        try:
+            status = main([str(a) for a in args])
+        except SystemExit as exc:  # argparse's usage errors
+            status = exc.code
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+        out = capsys.readouterr()
+        assert status == check_rc, (out.out[-2000:], out.err[-2000:])
+        return types.SimpleNamespace(stdout=out.out, stderr=out.err)
+
+    return run_in_process
 
 
 def signal_when(command, env, prefix, signum, delay=0.0):
@@ -321,7 +349,7 @@ _QUICK = ["--train-size", "300", "--epochs", "1", "--hidden", "16"]
     ],
 )
 def test_bad_options_give_one_clear_line_and_no_traceback(
-    args, rc, message, tmp_path, mnist_path
+    args, rc, message, tmp_path, mnist_path, run_here
 ):
     (tmp_path / "file").write_text("a file")
     (tmp_path / "taken" / "model.skops").mkdir(parents=True)
@@ -334,7 +362,7 @@ def test_bad_options_give_one_clear_line_and_no_traceback(
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
     if "--out" not in args and args[0] in ("train", "search"):
         args += ["--out", str(tmp_path / "out")]
-    result = run(*args, env_data=mnist_path, check_rc=rc)
+    result = run_here(*args, env_data=mnist_path, check_rc=rc)
     errors = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(errors) == 1, result.stderr
     assert errors[0].startswith("sk-mnist")
@@ -515,7 +543,7 @@ def odd_models(tmp_path_factory, mnist_test):
     ],
 )
 def test_a_file_save_wrote_that_cannot_serve_is_one_line_and_writes_nothing(
-    odd_models, mnist_path, command, model, message
+    odd_models, mnist_path, command, model, message, run_here
 ):
     folder, digit = odd_models
     before = sorted(p.name for p in folder.iterdir())
@@ -524,7 +552,7 @@ def test_a_file_save_wrote_that_cannot_serve_is_one_line_and_writes_nothing(
         "predict": [digit],
         "export": ["--out", folder / "out.onnx"],
     }[command]
-    result = run(command, folder / model, *extra, check_rc=1)
+    result = run_here(command, folder / model, *extra, check_rc=1)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert message in lines[0]
@@ -532,12 +560,14 @@ def test_a_file_save_wrote_that_cannot_serve_is_one_line_and_writes_nothing(
 
 
 @pytest.mark.parametrize("target", ["fifo", "/dev/null"])
-def test_export_never_replaces_what_is_not_a_regular_file(trained, tmp_path, target):
+def test_export_never_replaces_what_is_not_a_regular_file(
+    trained, tmp_path, target, run_here
+):
     out, _ = trained
     if target == "fifo":
         target = tmp_path / "model.onnx"
         os.mkfifo(target)
-    result = run("export", out, "--out", target, check_rc=1)
+    result = run_here("export", out, "--out", target, check_rc=1)
     assert "is not a regular file" in result.stderr
     assert not os.path.isfile(target)
     assert sorted(p.name for p in tmp_path.iterdir()) == (
@@ -552,12 +582,7 @@ def _snapshot(folder):
 
 @pytest.mark.parametrize(
     ("signum", "delay"),
-    [
-        (signal.SIGINT, 0.0),
-        (signal.SIGINT, 0.6),
-        (signal.SIGTERM, 0.0),
-        (signal.SIGTERM, 0.6),
-    ],
+    [(signal.SIGINT, 0.0), (signal.SIGTERM, 0.6)],
 )
 def test_a_signal_while_train_writes_leaves_one_consistent_set(
     trained, tmp_path, mnist_path, signum, delay

@@ -138,24 +138,11 @@ def _render(image, style, rng):
     return Image.fromarray(ink)
 
 
-@pytest.fixture(scope="module")
-def reader_network(mnist_train):
-    from sklearn.pipeline import make_pipeline
-
-    from sk_mnist import KerasMLPClassifier, MNISTFlattener
-
-    X, y = mnist_train
-    return make_pipeline(
-        MNISTFlattener(),
-        KerasMLPClassifier(hidden_layer_sizes=(256,), epochs=5, random_state=0),
-    ).fit(X, y)
-
-
 @pytest.mark.parametrize(
     "style", ["light-on-dark", "dark-on-light", "grey-paper", "rgb", "transparent"]
 )
 def test_real_test_digits_drawn_large_and_off_centre_read_as_the_clean_ones(
-    reader_network, mnist_test, style
+    digit_reader, mnist_test, style
 ):
     # 300 real test digits, each scaled up 4-12x, placed at random on a larger
     # canvas and drawn as the style says, then read back: the network must
@@ -163,13 +150,13 @@ def test_real_test_digits_drawn_large_and_off_centre_read_as_the_clean_ones(
     images, labels = mnist_test
     rng = np.random.default_rng(0)
     chosen = rng.choice(len(images), 300, replace=False)
-    clean = (reader_network.predict(images[chosen]) == labels[chosen]).mean()
+    clean = (digit_reader.predict(images[chosen]) == labels[chosen]).mean()
     read = []
     for i in chosen:
         buffer = io.BytesIO()
         _render(images[i], style, rng).save(buffer, format="PNG")
         read.append(read_digit_image(buffer.getvalue()))
-    accuracy = (reader_network.predict(np.stack(read)) == labels[chosen]).mean()
+    accuracy = (digit_reader.predict(np.stack(read)) == labels[chosen]).mean()
     assert clean > 0.95
     assert clean - accuracy < 0.01, (clean, accuracy)
 

@@ -14,9 +14,7 @@ import threading
 
 import pytest
 import uvicorn
-from sklearn.pipeline import make_pipeline
 
-from sk_mnist import KerasMLPClassifier, MNISTFlattener
 from sk_mnist.onnx import to_onnx
 from sk_mnist.serving import ServedModel
 from sk_mnist.serving.app import create_app
@@ -46,13 +44,8 @@ _FLAGS = [
 
 
 @pytest.fixture(scope="module")
-def url(mnist_train):
-    X, y = mnist_train
-    pipe = make_pipeline(
-        MNISTFlattener(),
-        KerasMLPClassifier(hidden_layer_sizes=(256,), epochs=5, random_state=0),
-    ).fit(X, y)
-    model = ServedModel(to_onnx(pipe, images=True).SerializeToString())
+def url(digit_reader):
+    model = ServedModel(to_onnx(digit_reader, images=True).SerializeToString())
     config = uvicorn.Config(
         create_app(model), host="127.0.0.1", port=0, log_level="warning"
     )
