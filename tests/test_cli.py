@@ -655,6 +655,8 @@ def test_ctrl_c_while_the_command_starts_is_no_traceback(tmp_path, delay):
     assert not (tmp_path / "o").exists()
 
 
+# The swallowed KeyboardInterrupt is the point: Python reports it as unraisable.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_a_ctrl_c_the_interpreter_swallowed_still_exits_130(monkeypatch, capsys):
     # JAX raises inside a garbage-collection callback, where Python prints and
     # drops the KeyboardInterrupt; the command must not then report success.
