@@ -111,34 +111,25 @@ def test_cosine_decays_over_the_planned_steps_in_history(small_mnist):
     assert clf.history_["learning_rate"][-1] == pytest.approx(0.0, abs=1e-7)
 
 
+@pytest.mark.parametrize("calls", ["one fit", "five partial_fit calls"])
 def test_adaptive_divides_the_rate_by_five_after_two_epochs_without_progress(
-    small_mnist,
+    small_mnist, calls
 ):
     X, y, _, _ = small_mnist
-    # A tolerance no epoch can meet: every epoch fails to improve.
+    # A tolerance no epoch can meet: every epoch fails to improve. The count
+    # goes on across partial_fit calls of one epoch each.
     clf = KerasMLPClassifier(
         learning_rate_schedule="adaptive",
         optimizer="sgd",
         learning_rate=0.1,
         tol=100.0,
         **{**FAST, "epochs": 5},
-    ).fit(X[:500], y[:500])
-    np.testing.assert_allclose(
-        clf.history_["learning_rate"], [0.1, 0.1, 0.1, 0.02, 0.02], rtol=1e-5
     )
-
-
-def test_adaptive_counts_on_across_partial_fit_calls(small_mnist):
-    X, y, _, _ = small_mnist
-    clf = KerasMLPClassifier(
-        learning_rate_schedule="adaptive",
-        optimizer="sgd",
-        learning_rate=0.1,
-        tol=100.0,
-        **FAST,
-    )
-    for _ in range(5):
-        clf.partial_fit(X[:500], y[:500], classes=np.arange(10))
+    if calls == "one fit":
+        clf.fit(X[:500], y[:500])
+    else:
+        for _ in range(5):
+            clf.partial_fit(X[:500], y[:500], classes=np.arange(10))
     np.testing.assert_allclose(
         clf.history_["learning_rate"], [0.1, 0.1, 0.1, 0.02, 0.02], rtol=1e-5
     )
