@@ -821,6 +821,7 @@ _SLOW_LOADS = textwrap.dedent(
     """
     import sys
     from sk_mnist import load
+    load(sys.argv[1])  # Keras started: from here on, one load after another
     print("loading", flush=True)
     while True:
         load(sys.argv[1])
@@ -841,8 +842,10 @@ def test_sigterm_while_loading_leaves_no_temporary_file(saved, tmp_path):
     )
     try:
         assert process.stdout.readline() == "loading\n"
-        for _ in range(20):  # SIGTERM lands somewhere inside a load
-            time.sleep(0.1)
+        # Loads follow each other: a temporary file, if any, would be seen
+        # (with the old temporary folder, 1 look in 10 saw it).
+        for _ in range(100):
+            time.sleep(0.02)
             assert list(scratch.iterdir()) == []
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=60)

@@ -5,8 +5,10 @@ in memory as bytes (the estimator's ``__getstate__`` holds them). Keras 3's
 public ``save_model``/``load_model`` take only paths ending in ``.keras``;
 a file on disk would outlive a process killed while loading, so the bytes go
 through ``keras.src.saving.saving_lib``, which takes file objects: the same
-functions Keras's own pickling (``KerasSaveable.__reduce__``) calls. Nothing
-is written to disk.
+functions Keras's own pickling (``KerasSaveable.__reduce__``) calls. Loading
+writes nothing to disk; saving writes the archive to memory too (Keras's
+writer makes, and removes, an empty folder for assets, which these networks
+have none of).
 
 Before Keras reads an archive, the whole network config is compared with
 what :mod:`sk_mnist._keras.network` itself builds from the same sizes, so a
