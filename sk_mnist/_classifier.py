@@ -64,6 +64,16 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         A Keras optimizer name (``"rmsprop"``, ``"sgd"``, ``"adam"``...) or
         instance. An instance is re-created from its config in every fit, so
         it is never trained or changed.
+    momentum : float, default=0.0
+        Momentum of ``optimizer="sgd"`` (Keras's ``SGD(momentum=...)``), in
+        [0, 1), as :class:`~sklearn.neural_network.MLPClassifier`'s
+        ``momentum`` for its ``"sgd"`` solver. The default 0 is plain SGD, as
+        in the tutorials (MLPClassifier defaults to 0.9). Must be 0 with any
+        other optimizer; configure an optimizer instance directly instead.
+    nesterovs_momentum : bool, default=True
+        Whether the momentum is Nesterov's, as in
+        :class:`~sklearn.neural_network.MLPClassifier`; used when
+        ``momentum > 0``.
     learning_rate : float, default=None
         The optimizer's learning rate; ``None`` keeps the optimizer's own
         (0.001 for RMSprop, 0.01 for SGD). With a schedule, its starting
@@ -189,6 +199,8 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         "activation": [str],
         "dropout": [Interval(Real, 0, 1, closed="left"), "array-like"],
         "optimizer": [str, HasMethods(["get_config"])],
+        "momentum": [Interval(Real, 0, 1, closed="left")],
+        "nesterovs_momentum": ["boolean"],
         "learning_rate": [Interval(Real, 0, None, closed="neither"), None],
         "learning_rate_schedule": [
             StrOptions({"constant", "cosine", "adaptive"}),
@@ -218,6 +230,8 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         dropout=0.2,
         input_dropout=0.0,
         optimizer="rmsprop",
+        momentum=0.0,
+        nesterovs_momentum=True,
         learning_rate=None,
         learning_rate_schedule="constant",
         alpha=0.0,
@@ -240,6 +254,8 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         self.dropout = dropout
         self.input_dropout = input_dropout
         self.optimizer = optimizer
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
         self.learning_rate = learning_rate
         self.learning_rate_schedule = learning_rate_schedule
         self.alpha = alpha
@@ -413,7 +429,7 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
             )
             schedule = network.make_schedule(
                 self.learning_rate_schedule,
-                _initial_rate(self.optimizer, self.learning_rate),
+                _initial_rate(_optimizer(self), self.learning_rate),
                 self.epochs * batches,
             )
         return network.build_network(
@@ -422,7 +438,7 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
             hidden_layer_sizes=hidden,
             activation=self.activation,
             dropout=rates,
-            optimizer=self.optimizer,
+            optimizer=_optimizer(self),
             learning_rate=self.learning_rate,
             seeds=seeds,
             input_dropout=self.input_dropout,
@@ -443,7 +459,7 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
 
         hidden, rates = _check_layers(self.hidden_layer_sizes, self.dropout)
         network.check_activation(self.activation)
-        network.make_optimizer(self.optimizer, self.learning_rate)
+        network.make_optimizer(_optimizer(self), self.learning_rate)
         network.make_schedule(self.learning_rate_schedule, 0.001, 1)
         if not isinstance(self.learning_rate_schedule, str) and (
             self.learning_rate is not None
@@ -720,12 +736,17 @@ def _check_unchanged(clf):
             else type(schedule).__name__
         ),
     }
+    if isinstance(clf.optimizer, str):
+        wanted["momentum"] = float(clf.momentum)
+        if clf.momentum:
+            wanted["nesterovs_momentum"] = bool(clf.nesterovs_momentum)
     # The adaptive schedule lowers the rate it started from, by design.
     if clf.learning_rate is not None and not _is_name(schedule, "adaptive"):
         wanted["learning_rate"] = float(clf.learning_rate)
     # The network holds Keras's L2 factor, which depends on batch_size too.
     built["alpha"] = 2.0 * built["l2"] * clf.batch_size
     built["learning_rate_schedule"] = built["schedule"]
+    built["nesterovs_momentum"] = built["nesterov"]
     for name, value in wanted.items():
         found = built[name]
         same = (
@@ -740,6 +761,30 @@ def _check_unchanged(clf):
                 f"warm_start and partial_fit continue the fitted network. Set "
                 f"warm_start=False (or fit a new estimator) to build a new one."
             )
+
+
+def _optimizer(clf):
+    """``clf.optimizer``, as an SGD with ``clf.momentum`` when that is set.
+
+    Like MLPClassifier's ``momentum``, it belongs to SGD: another optimizer
+    with a momentum would silently ignore it, so it is refused.
+    """
+    from ._keras import network
+
+    if not clf.momentum:
+        return clf.optimizer
+    is_sgd = isinstance(clf.optimizer, str) and (
+        type(network.make_optimizer(clf.optimizer)).__name__ == "SGD"
+    )
+    if not is_sgd:
+        raise ValueError(
+            f"momentum={clf.momentum!r} is SGD's: it needs optimizer='sgd', got "
+            f"optimizer={clf.optimizer!r}. Set momentum=0, or pass a Keras "
+            f"optimizer instance configured as you want it."
+        )
+    return network.make_optimizer(
+        clf.optimizer, momentum=clf.momentum, nesterov=clf.nesterovs_momentum
+    )
 
 
 def _is_name(value, name):

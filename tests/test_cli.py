@@ -308,6 +308,21 @@ _QUICK = ["--train-size", "300", "--epochs", "1", "--hidden", "16"]
         ),
         (["train", "--activation", "glu", *_QUICK], 1, "'glu': it turns 2 units"),
         (
+            ["train", "--momentum", "0.9", "--optimizer", "adam", *_QUICK],
+            1,
+            "momentum=0.9 is SGD's: it needs optimizer='sgd', got optimizer='adam'",
+        ),
+        (
+            ["train", "--nesterovs-momentum", "maybe"],
+            2,
+            "--nesterovs-momentum: expected true or false, got 'maybe'",
+        ),
+        (
+            ["search", "--grid", "nesterovs-momentum=true,perhaps"],
+            2,
+            "expected true or false, got 'perhaps'",
+        ),
+        (
             ["search", "--grid", "activation=relu,glu", *_QUICK],
             1,
             r"grid value \{'mlp__activation': 'glu'\}.*'glu'",

@@ -20,7 +20,12 @@ from sk_mnist.onnx import to_onnx
 
 FAST = FAST_PARAMS
 REGULARIZED = dict(
-    alpha=0.5, max_norm=2.0, input_dropout=0.2, learning_rate_schedule="cosine"
+    alpha=0.5,
+    max_norm=2.0,
+    input_dropout=0.2,
+    learning_rate_schedule="cosine",
+    optimizer="sgd",
+    momentum=0.9,
 )
 
 
@@ -151,12 +156,38 @@ def test_a_schedule_instance_is_copied_and_follows_its_own_rates(small_mnist):
     assert clf.model_.optimizer.get_config()["learning_rate"]["config"] == config
 
 
+def test_momentum_makes_sgd_a_momentum_sgd(small_mnist):
+    X, y, _, _ = small_mnist
+    fits = {
+        (momentum, nesterov): KerasMLPClassifier(
+            optimizer="sgd", momentum=momentum, nesterovs_momentum=nesterov, **FAST
+        ).fit(X[:500], y[:500])
+        for momentum, nesterov in [(0.0, True), (0.9, True), (0.9, False)]
+    }
+    for (momentum, nesterov), clf in fits.items():
+        config = clf.model_.optimizer.get_config()
+        assert config["momentum"] == pytest.approx(momentum)
+        # Without momentum there is nothing for Nesterov to look ahead with.
+        assert config["nesterov"] is (nesterov and momentum > 0)
+    # Plain SGD is the tutorials' optimizer, untouched by the default.
+    assert fits[0.0, True].model_.optimizer.get_config()["nesterov"] is False
+    losses = [clf.history_["loss"][-1] for clf in fits.values()]
+    assert len(set(losses)) == 3
+
+
 @pytest.mark.parametrize(
     ("params", "error", "message"),
     [
         ({"alpha": -1.0}, InvalidParameterError, "'alpha' parameter"),
         ({"max_norm": 0.0}, InvalidParameterError, "'max_norm' parameter"),
         ({"input_dropout": 1.0}, InvalidParameterError, "'input_dropout' parameter"),
+        ({"momentum": 1.0}, InvalidParameterError, "'momentum' parameter"),
+        ({"momentum": 0.9}, ValueError, "momentum=0.9 is SGD's: it needs"),
+        (
+            {"momentum": 0.9, "optimizer": keras.optimizers.SGD()},
+            ValueError,
+            "momentum=0.9 is SGD's",
+        ),
         (
             {"learning_rate_schedule": "linear"},
             InvalidParameterError,
@@ -189,6 +220,8 @@ def test_bad_values_are_refused_naming_them(small_mnist, params, error, message)
         ({"max_norm": 1.0}, "max_norm"),
         ({"input_dropout": 0.3}, "input_dropout"),
         ({"learning_rate_schedule": "constant"}, "learning_rate_schedule"),
+        ({"momentum": 0.5}, "momentum"),
+        ({"nesterovs_momentum": False}, "nesterovs_momentum"),
     ],
 )
 def test_warm_start_refuses_a_changed_regularization(small_mnist, change, name):

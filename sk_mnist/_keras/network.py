@@ -181,7 +181,13 @@ def dropout_layer(rate: float, seed: int | None, name: str):
     return keras.layers.Dropout(rate, seed=seed, name=name)
 
 
-def make_optimizer(optimizer: Any, learning_rate: float | None = None):
+def make_optimizer(
+    optimizer: Any,
+    learning_rate: float | None = None,
+    *,
+    momentum: float | None = None,
+    nesterov: bool = False,
+):
     """A fresh Keras optimizer from a name or an instance.
 
     Parameters
@@ -191,6 +197,11 @@ def make_optimizer(optimizer: Any, learning_rate: float | None = None):
         is copied through its config (its state is not carried over).
     learning_rate : float or LearningRateSchedule, default=None
         Replaces the learning rate of the config when given.
+    momentum : float, default=None
+        Replaces the config's ``momentum`` (and ``nesterov``) when given: for
+        optimizers that have them, such as SGD.
+    nesterov : bool, default=False
+        Nesterov's momentum, with ``momentum``.
 
     Returns
     -------
@@ -219,6 +230,8 @@ def make_optimizer(optimizer: Any, learning_rate: float | None = None):
         config["learning_rate"] = learning_rate
     elif learning_rate is not None:
         config["learning_rate"] = float(learning_rate)
+    if momentum is not None:
+        config.update(momentum=float(momentum), nesterov=bool(nesterov))
     return type(template).from_config(config)
 
 
@@ -259,8 +272,9 @@ def describe(model) -> dict:
 
     The hidden layer sizes, their dropout rates (0 where no Dropout layer
     follows), the input dropout, the hidden activation's name, the L2
-    penalty and max-norm of the kernels, the optimizer's class name, the
-    learning-rate schedule's class name (``"constant"`` for a plain rate)
+    penalty and max-norm of the kernels, the optimizer's class name and
+    momentum (0 and False for optimizers without one), the learning-rate
+    schedule's class name (``"constant"`` for a plain rate)
     and the initial learning rate: what ``warm_start`` must not see change.
     """
     hidden, rates, activation, input_rate = [], [], None, 0.0
@@ -279,7 +293,8 @@ def describe(model) -> dict:
                 rates[-1] = float(layer.rate)
             else:
                 input_rate = float(layer.rate)
-    rate = model.optimizer.get_config()["learning_rate"]  # a schedule's config
+    config = model.optimizer.get_config()
+    rate = config["learning_rate"]  # a schedule's config
     if isinstance(rate, dict):
         schedule = rate["class_name"]
         initial = rate["config"].get("initial_learning_rate")
@@ -294,6 +309,8 @@ def describe(model) -> dict:
         "l2": l2,
         "max_norm": max_norm,
         "optimizer": type(model.optimizer).__name__,
+        "momentum": float(config.get("momentum", 0.0)),
+        "nesterov": bool(config.get("nesterov", False)),
         "schedule": schedule,
         "learning_rate": initial,
     }

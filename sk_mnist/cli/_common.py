@@ -23,6 +23,12 @@ MODEL_OPTIONS = {
     "dropout": ("--dropout", "rates", "dropout after each hidden layer"),
     "input_dropout": ("--input-dropout", "float", "dropout on the input pixels"),
     "optimizer": ("--optimizer", "str", "Keras optimizer"),
+    "momentum": ("--momentum", "float", "momentum of --optimizer sgd"),
+    "nesterovs_momentum": (
+        "--nesterovs-momentum",
+        "boolean",
+        "whether sgd's momentum is Nesterov's: true or false",
+    ),
     "learning_rate": ("--learning-rate", "float", "the optimizer's learning rate"),
     "learning_rate_schedule": (
         "--learning-rate-schedule",
@@ -116,7 +122,26 @@ def rates(text):
     return values[0] if len(values) == 1 else values
 
 
+def boolean(text):
+    """'true'/'yes'/'1' -> True; 'false'/'no'/'0' -> False."""
+    words = {
+        "true": True,
+        "yes": True,
+        "1": True,
+        "false": False,
+        "no": False,
+        "0": False,
+    }
+    try:
+        return words[text.strip().lower()]
+    except KeyError:
+        raise argparse.ArgumentTypeError(
+            f"expected true or false, got {text!r}"
+        ) from None
+
+
 READERS = {
+    "boolean": boolean,
     "layers": layers,
     "rates": rates,
     "positive_int": positive_int,
@@ -126,6 +151,8 @@ READERS = {
 
 
 def _format_default(value):
+    if isinstance(value, bool):
+        return str(value).lower()
     if isinstance(value, tuple):
         return "x".join(str(v) for v in value)
     return value
