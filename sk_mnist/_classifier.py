@@ -25,6 +25,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from ._utils._text import shorten
 from .exceptions import (
     FitInterruptedWarning,
     TrainingDivergedError,
@@ -679,9 +680,8 @@ def _check_fitted_state(state):
         )
 
 
-def _brief(value, limit=120):
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + "..."
+def _brief(value):
+    return shorten(repr(value))
 
 
 def _check_layers(hidden_layer_sizes, dropout):

@@ -30,6 +30,7 @@ import numpy as np
 from keras.src.saving import saving_lib
 
 from .._utils import _archives
+from .._utils._text import shorten
 from ..exceptions import UnsafeModelError
 from . import network
 
@@ -90,7 +91,7 @@ def model_from_bytes(data: bytes, *, origin: str = "the saved model"):
     except _LOAD_ERRORS as exc:
         raise UnsafeModelError(
             f"{origin}: Keras could not load the network ({type(exc).__name__}: "
-            f"{_short(exc)})."
+            f"{shorten(exc)})."
         ) from None
 
 
@@ -189,7 +190,7 @@ def _check_layers_of(config, origin):
     except (KeyError, TypeError, IndexError, ValueError, AttributeError) as exc:
         raise UnsafeModelError(
             f"{origin}: not a network KerasMLPClassifier builds "
-            f"({type(exc).__name__}: {_short(exc)})."
+            f"({type(exc).__name__}: {shorten(exc)})."
         ) from None
     return shapes
 
@@ -228,11 +229,11 @@ def _check_layer(entry, n_in, *, last):
         activation = config["activation"]
         if last and activation != "softmax":
             raise ValueError(
-                f"the output layer {name!r} has activation {_short(activation)}: "
+                f"the output layer {name!r} has activation {shorten(activation)}: "
                 f"the network does not end in a softmax"
             )
         if not isinstance(activation, str):
-            raise ValueError(f"activation {_short(activation)} in layer {name!r}")
+            raise ValueError(f"activation {shorten(activation)} in layer {name!r}")
         network.check_activation(activation)
         units = _positive_int(config["units"])
         seed = _seed(config["kernel_initializer"]["config"]["seed"])
@@ -295,7 +296,7 @@ def _expect_equal(found, expected, where):
             _expect_equal(value, expected[key], f"{where}: {key}")
     elif found != expected:
         raise ValueError(
-            f"{where} is {_short(found)}; sk-mnist writes {_short(expected)}"
+            f"{where} is {shorten(found)}; sk-mnist writes {shorten(expected)}"
         )
 
 
@@ -309,7 +310,7 @@ def _plain(value):
 
 def _name(value):
     if not (isinstance(value, str) and _NAME.fullmatch(value)):
-        raise ValueError(f"a layer name {_short(value)}")
+        raise ValueError(f"a layer name {shorten(value)}")
     return value
 
 
@@ -317,7 +318,7 @@ def _seed(value):
     if value is None:
         return None
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**32:
-        raise ValueError(f"a seed of {_short(value)}")
+        raise ValueError(f"a seed of {shorten(value)}")
     return value
 
 
@@ -328,20 +329,15 @@ def _rate(value):
         or isinstance(value, bool)
         or not (0 < value < float("inf"))
     ):
-        raise ValueError(f"a regularization value of {_short(value)}")
+        raise ValueError(f"a regularization value of {shorten(value)}")
     return float(value)
 
 
 def _positive_int(value):
     # No MNIST network comes near 2**24 units; the weights bound the rest.
     if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 2**24:
-        raise ValueError(f"a size of {_short(value)}")
+        raise ValueError(f"a size of {shorten(value)}")
     return value
-
-
-def _short(value, limit=120):
-    text = str(value)
-    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _stored_weight_shapes(weights, origin):
@@ -393,7 +389,7 @@ def _stored_weight_shapes(weights, origin):
     ) as exc:
         raise UnsafeModelError(
             f"{origin}: the network's weights file is damaged "
-            f"({type(exc).__name__}: {_short(exc)})."
+            f"({type(exc).__name__}: {shorten(exc)})."
         ) from None
 
 
@@ -425,7 +421,7 @@ def set_seed_states(model, states) -> None:
     if not isinstance(states, list) or len(generators) != len(states):
         raise UnsafeModelError(
             f"the saved model has {len(generators)} random layers but "
-            f"{_short(states)} was saved as their seed states."
+            f"{shorten(states)} was saved as their seed states."
         )
     for generator, state in zip(generators, states, strict=True):
         dtype = np.dtype(generator.state.dtype)
@@ -441,7 +437,7 @@ def set_seed_states(model, states) -> None:
             )
         ):
             raise UnsafeModelError(
-                f"the saved seed state {_short(state)} is not "
+                f"the saved seed state {shorten(state)} is not "
                 f"{generator.state.shape[0]} integers of {dtype}."
             )
         generator.state.assign(np.asarray(state, dtype=dtype))
@@ -482,8 +478,8 @@ def schedule_from_config(config: dict):
             schedule = keras.optimizers.schedules.deserialize(config)
     except (TypeError, ValueError, KeyError) as exc:
         raise UnsafeModelError(
-            f"the saved learning_rate_schedule {_short(config.get('class_name'))} "
-            f"is not one of Keras's schedules ({_short(exc)})."
+            f"the saved learning_rate_schedule {shorten(config.get('class_name'))} "
+            f"is not one of Keras's schedules ({shorten(exc)})."
         ) from None
     if not isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
         raise UnsafeModelError(

@@ -21,6 +21,7 @@ import time
 import numpy as np
 
 from .._utils._files import read_bounded
+from .._utils._text import shorten
 from ..exceptions import ModelError
 
 #: The largest model file read: far beyond any MNIST network.
@@ -341,6 +342,6 @@ def _refuse_external_data(graph, origin):
         _refuse_external_data(subgraph, origin)
 
 
-def _brief(value, limit=200):
-    text = " ".join(str(value).split())
-    return text if len(text) <= limit else text[:limit] + "..."
+def _brief(value):
+    """onnxruntime's messages span lines: one line of them."""
+    return shorten(" ".join(str(value).split()), 200)

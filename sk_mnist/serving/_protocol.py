@@ -14,6 +14,8 @@ import math
 
 import numpy as np
 
+from .._utils._text import shorten
+
 #: v2 datatypes a request may use for pixels; each is read as uint8 0..255.
 PIXEL_DATATYPES = {
     "UINT8": np.uint8,
@@ -201,6 +203,5 @@ def metadata(model_name, input_name, image_shape, classes):
     }
 
 
-def _brief(value, limit=80):
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + "..."
+def _brief(value):
+    return shorten(repr(value), 80)
