@@ -92,7 +92,7 @@ def test_describe_reads_back_what_the_network_was_built_with():
         hidden_layer_sizes=(8, 4),
         activation="tanh",
         dropout=(0.0, 0.5),
-        optimizer="sgd",
+        optimizer=network.make_optimizer("sgd", momentum=0.9, nesterov=True),
         learning_rate=0.05,
         seeds=range(5),
     )
@@ -104,6 +104,8 @@ def test_describe_reads_back_what_the_network_was_built_with():
         "l2": 0.0,
         "max_norm": None,
         "optimizer": "SGD",
+        "momentum": pytest.approx(0.9),
+        "nesterov": True,
         "schedule": "constant",
         "learning_rate": pytest.approx(0.05),
     }
