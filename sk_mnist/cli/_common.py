@@ -123,7 +123,12 @@ def rates(text):
 
 
 def boolean(text):
-    """'true'/'yes'/'1' -> True; 'false'/'no'/'0' -> False."""
+    """'true'/'yes'/'1' -> True; 'false'/'no'/'0' -> False.
+
+    By hand: argparse's ``BooleanOptionalAction`` makes --x/--no-x flags, but
+    ``--grid nesterovs-momentum=true,false`` needs the value as text too, and
+    distutils' ``strtobool`` is gone from Python 3.12.
+    """
     words = {
         "true": True,
         "yes": True,
