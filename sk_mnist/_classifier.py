@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 import warnings
 from contextlib import contextmanager
@@ -584,7 +585,14 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         """
         from ._keras import serialization
 
-        state = dict(state)
+        # A file of an earlier sk-mnist lacks the parameters added since;
+        # each one's default is what that version did (no penalty, no limit,
+        # plain SGD, a constant rate), so get_params and clone keep working.
+        defaults = inspect.signature(type(self).__init__).parameters
+        state = {
+            **{name: defaults[name].default for name in self._get_param_names()},
+            **state,
+        }
         _check_fitted_state(state)
         if isinstance(state.get("optimizer"), dict):
             state["optimizer"] = serialization.optimizer_from_config(state["optimizer"])

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import skops.io
+from sklearn.base import clone
 from sklearn.compose import ColumnTransformer
 from sklearn.decomposition import PCA
 from sklearn.exceptions import NotFittedError
@@ -165,6 +166,32 @@ def test_an_optimizer_instance_and_class_weight_survive(
     assert type(loaded.optimizer).__name__ == "SGD"
     assert loaded.optimizer.get_config()["momentum"] == pytest.approx(0.9)
     assert loaded.class_weight == {0: 2.0}
+
+
+def test_a_state_without_the_parameters_added_since_gets_their_defaults(
+    small_mnist, fast_params
+):
+    # A file of an earlier sk-mnist holds no alpha, max_norm, input_dropout,
+    # learning_rate_schedule, momentum or nesterovs_momentum; their defaults
+    # are what it did, so the loaded estimator predicts, clones and continues.
+    X, y, Xt, _ = small_mnist
+    clf = KerasMLPClassifier(**fast_params).fit(X[:300], y[:300])
+    added = [
+        "alpha",
+        "max_norm",
+        "input_dropout",
+        "learning_rate_schedule",
+        "momentum",
+        "nesterovs_momentum",
+    ]
+    state = {k: v for k, v in clf.__getstate__().items() if k not in added}
+    old = KerasMLPClassifier.__new__(KerasMLPClassifier)
+    old.__setstate__(state)
+    assert old.get_params() == clf.get_params()
+    np.testing.assert_array_equal(old.predict_proba(Xt), clf.predict_proba(Xt))
+    assert clone(old).get_params() == clf.get_params()
+    old.partial_fit(X[:300], y[:300])
+    assert old.n_iter_ == clf.n_iter_ + 1
 
 
 def test_plain_skops_loads_the_file_trusting_the_documented_names(fitted, saved):
