@@ -424,6 +424,7 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
 
         hidden, rates = _check_layers(self.hidden_layer_sizes, self.dropout)
         _check_network_size(n_features, hidden, n_classes)
+        optimizer = _optimizer(self)
         schedule = None
         if not _is_name(self.learning_rate_schedule, "constant"):
             batches = (
@@ -431,7 +432,7 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
             )
             schedule = network.make_schedule(
                 self.learning_rate_schedule,
-                _initial_rate(_optimizer(self), self.learning_rate),
+                _initial_rate(optimizer, self.learning_rate),
                 self.epochs * batches,
             )
         return network.build_network(
@@ -440,7 +441,7 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
             hidden_layer_sizes=hidden,
             activation=self.activation,
             dropout=rates,
-            optimizer=_optimizer(self),
+            optimizer=optimizer,
             learning_rate=self.learning_rate,
             seeds=seeds,
             input_dropout=self.input_dropout,
