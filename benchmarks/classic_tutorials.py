@@ -123,9 +123,8 @@ def recipe(folder, quick):
     # The whole recipe once more on TensorFlow would take longer than the
     # three JAX runs; the time of an epoch does not depend on the schedule,
     # so a few epochs of the same network price it.
-    epochs = 1 if quick else TENSORFLOW_EPOCHS
     priced = run(
-        [*RECIPE, "--backend", "tensorflow", "--epochs", str(epochs)],
+        [*RECIPE, "--backend", "tensorflow", "--epochs", str(TENSORFLOW_EPOCHS)],
         folder / "tensorflow",
         quick,
     )
