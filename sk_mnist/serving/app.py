@@ -12,7 +12,6 @@ Nothing here imports TensorFlow, Keras or JAX.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import urllib.parse
 from importlib import resources
@@ -32,14 +31,13 @@ from . import _protocol
 from ._batching import AdaptiveBatcher
 from ._metrics import Metrics, MetricsMiddleware
 from ._model import ServedModel
+from ._options import ServeOptions
 
-#: Default largest request body: a batch of about 2,000 digits as JSON.
-MAX_BODY_BYTES = 8 * 1024**2
-#: Default most images in one infer request.
-MAX_IMAGES = 4096
-#: The environment variable through which ``sk-mnist serve`` configures the
-#: worker processes of ``--workers N`` (each builds its own app).
+#: The environment variables through which ``sk-mnist serve`` configures the
+#: worker processes of ``--workers N`` (each builds its own app): the options
+#: as :meth:`ServeOptions.to_json` writes them, and the ONNX file's path.
 CONFIG_ENV = "SK_MNIST_SERVE_CONFIG"
+MODEL_ENV = "SK_MNIST_SERVE_MODEL"
 
 
 # A 4x4 PNG with one white pixel: read once at start-up.
@@ -63,12 +61,7 @@ def _error(message, status=400):
 
 def create_app(
     model: ServedModel,
-    *,
-    name: str = "mnist",
-    max_body_bytes: int = MAX_BODY_BYTES,
-    max_images: int = MAX_IMAGES,
-    max_batch_size: int | None = None,
-    max_latency_ms: float = 2.0,
+    options: ServeOptions = ServeOptions(),  # noqa: B008 (frozen: never mutated)
 ) -> Starlette:
     """The server's ASGI app for ``model``.
 
@@ -76,23 +69,22 @@ def create_app(
     ----------
     model : ServedModel
         The exported model to serve.
-    name : str, default="mnist"
-        The model's name in the v2 routes (``/v2/models/{name}/infer``).
-    max_body_bytes : int, default=8 MiB
-        Larger request bodies get 413, refused from ``Content-Length``.
-    max_images : int, default=4096
-        Most images in one request.
-    max_batch_size : int, default=None
-        Combine concurrent requests into onnxruntime calls of up to this many
-        images (adaptive batching); ``None`` runs each request alone.
-    max_latency_ms : float, default=2.0
-        With batching, the longest a request waits for others.
+    options : ServeOptions, default=ServeOptions()
+        The limits and batching of ``sk-mnist serve`` (checked here); the
+        model's name in the v2 routes is ``options.name``.
 
     Returns
     -------
     starlette.applications.Starlette
         Also ``app.state.metrics``, the Prometheus metrics.
     """
+    options = options.check()
+    name, max_body_bytes, max_images = (
+        options.name,
+        options.max_body_bytes,
+        options.max_images,
+    )
+    max_batch_size, max_latency_ms = options.max_batch_size, options.max_latency_ms
     metrics = Metrics()
     batcher = None
     if max_batch_size is not None:
@@ -350,13 +342,11 @@ def create_app(
 def app_from_environment() -> Starlette:
     """The app of one worker process of ``sk-mnist serve --workers N``.
 
-    uvicorn starts each worker with an import string; the model file and
-    options come in :data:`CONFIG_ENV`, as JSON.
+    uvicorn starts each worker with an import string; the options come in
+    :data:`CONFIG_ENV` (as JSON) and the model file's path in :data:`MODEL_ENV`.
     """
-    config = json.loads(os.environ[CONFIG_ENV])
+    options = ServeOptions.from_json(os.environ[CONFIG_ENV])
     model = ServedModel.from_file(
-        config.pop("model"),
-        timeout=config.pop("timeout"),
-        threads=config.pop("threads"),
+        os.environ[MODEL_ENV], timeout=options.timeout, threads=options.threads
     )
-    return create_app(model, **config)
+    return create_app(model, options)

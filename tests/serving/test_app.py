@@ -21,6 +21,7 @@ from sk_mnist import KerasMLPClassifier, MNISTFlattener
 from sk_mnist.datasets import read_digit_image
 from sk_mnist.onnx import to_onnx
 from sk_mnist.serving import ServedModel
+from sk_mnist.serving._options import ServeOptions
 from sk_mnist.serving.app import create_app
 
 INFER = "/v2/models/mnist/infer"
@@ -40,7 +41,9 @@ def served(mnist_train, mnist_test):
 @pytest.fixture(scope="module")
 def client(served):
     _, model, _ = served
-    with TestClient(create_app(model, max_body_bytes=2 * 1024**2)) as client:
+    with TestClient(
+        create_app(model, ServeOptions(max_body_bytes=2 * 1024**2))
+    ) as client:
         yield client
 
 
@@ -341,7 +344,9 @@ def test_batched_answers_equal_unbatched_ones(served):
         return [a.json()["outputs"] for a in answers], metrics
 
     async def both():
-        batched_app = create_app(model, max_batch_size=16, max_latency_ms=50)
+        batched_app = create_app(
+            model, ServeOptions(max_batch_size=16, max_latency_ms=50)
+        )
         async with batched_app.router.lifespan_context(batched_app):
             batched, metrics = await fire(batched_app, 48)
         single, _ = await fire(create_app(model), 48)
