@@ -1,0 +1,39 @@
+"""What a fitted network learned and which pixels decided its answers.
+
+As :mod:`sklearn.inspection` beside :mod:`sklearn.metrics`' plots:
+:func:`occlusion_map` is the computation (numpy only, over any
+``predict_proba``-like callable, so that the server runs it over its ONNX
+session), :func:`occlusion_attributions` runs it over a fitted estimator or
+pipeline, and the Displays draw the attributions and the first hidden layer's
+weights. Names are loaded on first use (PEP 562): importing this package
+imports neither TensorFlow, Keras, matplotlib nor scikit-learn.
+"""
+
+import importlib
+
+_PUBLIC = {
+    "AttributionDisplay": "._attribution_display",
+    "FirstLayerWeightsDisplay": "._weights_display",
+    "occlusion_attributions": "._attributions",
+    "occlusion_map": "._occlusion",
+}
+
+
+def __getattr__(name):
+    if name not in _PUBLIC:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_PUBLIC[name], __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted([*globals(), *_PUBLIC])
+
+
+__all__ = [
+    "AttributionDisplay",
+    "FirstLayerWeightsDisplay",
+    "occlusion_attributions",
+    "occlusion_map",
+]
