@@ -1,0 +1,167 @@
+"""occlusion_map: exact on models whose answer is known, numpy only."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from sk_mnist.inspection import occlusion_map
+
+
+class LinearSoftmax:
+    """A two-class model: class 1's logit is ``weights . image``; counts calls."""
+
+    def __init__(self, weights):
+        self.weights = np.asarray(weights, dtype=float)
+        self.calls = []
+
+    def __call__(self, images):
+        self.calls.append(images.shape)
+        logit = np.tensordot(images.astype(float), self.weights, axes=2)
+        p = 1 / (1 + np.exp(-logit))
+        return np.stack([1 - p, p], axis=1)
+
+
+def _probability_of_1(model, image):
+    return model(image[None])[0, 1]
+
+
+def test_single_pixel_windows_give_each_pixels_own_drop():
+    rng = np.random.default_rng(0)
+    weights = rng.normal(size=(5, 6))
+    image = (rng.random((5, 6)) > 0.5) * rng.random((5, 6))
+    model = LinearSoftmax(weights)
+    maps = occlusion_map(model, image[None], target=1, window=1)
+    expected = np.zeros((5, 6))
+    for r, c in np.ndindex(5, 6):
+        occluded = image.copy()
+        occluded[r, c] = 0
+        expected[r, c] = _probability_of_1(model, image) - _probability_of_1(
+            model, occluded
+        )
+    np.testing.assert_allclose(maps[0], expected, atol=1e-12)
+    assert (maps[0][image == 0] == 0).all()
+    assert (maps[0][(image > 0) & (weights > 0)] > 0).all()
+    assert (maps[0][(image > 0) & (weights < 0)] < 0).all()
+
+
+def test_a_pixel_gets_the_mean_drop_of_the_windows_that_cover_it():
+    rng = np.random.default_rng(1)
+    weights, image = rng.normal(size=(4, 4)), rng.random((4, 4)) + 0.1
+    model = LinearSoftmax(weights)
+    maps = occlusion_map(model, image[None], target=1, window=(2, 3), stride=2)
+    # Rows start at 0 and 2; columns at 0 and, to reach the edge, 1.
+    drops = {}
+    for r0, c0 in [(0, 0), (0, 1), (2, 0), (2, 1)]:
+        occluded = image.copy()
+        occluded[r0 : r0 + 2, c0 : c0 + 3] = 0
+        drops[r0, c0] = _probability_of_1(model, image) - _probability_of_1(
+            model, occluded
+        )
+    expected = np.zeros((4, 4))
+    for r, c in np.ndindex(4, 4):
+        covering = [
+            d for (r0, c0), d in drops.items() if r0 <= r < r0 + 2 and c0 <= c < c0 + 3
+        ]
+        expected[r, c] = np.mean(covering)
+    np.testing.assert_allclose(maps[0], expected, atol=1e-12)
+
+
+def test_all_copies_of_an_image_go_in_one_call_and_blank_windows_are_skipped():
+    image = np.zeros((28, 28), dtype=np.uint8)
+    image[10:14, 12:14] = 255  # 8 inked pixels
+    model = LinearSoftmax(np.ones((28, 28)) / 255)
+    occlusion_map(model, np.stack([image, image]), window=1)
+    # One call per image: the image itself and one copy per inked pixel.
+    assert model.calls == [(9, 28, 28), (9, 28, 28)]
+    model.calls.clear()
+    occlusion_map(model, image[None], window=2)
+    # 2x2 windows at stride 1 touching the 4x2 block: 5 rows x 3 columns.
+    assert model.calls == [(16, 28, 28)]
+
+
+def test_batch_size_splits_the_calls_without_changing_the_result():
+    rng = np.random.default_rng(2)
+    images = rng.random((3, 8, 8))
+    model = LinearSoftmax(rng.normal(size=(8, 8)))
+    whole = occlusion_map(model, images, window=1)
+    model.calls.clear()
+    split = occlusion_map(model, images, window=1, batch_size=10)
+    np.testing.assert_allclose(split, whole, atol=1e-12)
+    assert max(shape[0] for shape in model.calls) == 10
+    assert sum(shape[0] for shape in model.calls) == 3 * 65
+
+
+def test_target_defaults_to_the_most_probable_class_and_can_be_chosen():
+    rng = np.random.default_rng(3)
+    model = LinearSoftmax(rng.normal(size=(6, 6)))
+    images = rng.random((4, 6, 6))
+    maps, proba = occlusion_map(model, images, return_proba=True)
+    np.testing.assert_allclose(proba, model(images))
+    by_column = {t: occlusion_map(model, images, target=t) for t in (0, 1)}
+    predicted = proba.argmax(axis=1)
+    for i, column in enumerate(predicted):
+        np.testing.assert_allclose(maps[i], by_column[column][i])
+    # Two classes: what pushes one up pushes the other down.
+    np.testing.assert_allclose(by_column[0], -by_column[1], atol=1e-12)
+    per_image = occlusion_map(model, images, target=[0, 1, 1, 0])
+    np.testing.assert_allclose(per_image[1], by_column[1][1])
+
+
+def test_the_images_dtype_is_kept_and_the_baseline_must_fit_it():
+    image = np.full((1, 4, 4), 200, dtype=np.uint8)
+    seen = []
+
+    def predict_proba(images):
+        seen.append(images.dtype)
+        p = images.astype(float).mean(axis=(1, 2)) / 255
+        return np.stack([1 - p, p], axis=1)
+
+    maps = occlusion_map(predict_proba, image, target=1, window=1, baseline=100)
+    assert set(seen) == {np.dtype(np.uint8)}
+    np.testing.assert_allclose(maps[0], np.full((4, 4), 100 / 16 / 255))
+    with pytest.raises(ValueError, match=r"baseline=0.5 is not representable .*uint8"):
+        occlusion_map(predict_proba, image, baseline=0.5)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"window": 0}, r"window must be a positive integer .* got 0"),
+        ({"window": (2, 9)}, r"at most the image's shape \(4, 4\); got \(2, 9\)"),
+        ({"stride": (1, 1, 1)}, r"stride must be .* got \(1, 1, 1\)"),
+        ({"target": 5}, r"target 5 is not a column of the 2 probabilities"),
+        ({"target": [0, 1, 0]}, r"one per image \(2\), got \[0, 1, 0\]"),
+        ({"baseline": float("nan")}, r"baseline must be a finite number, got nan"),
+        ({"batch_size": 1}, r"batch_size must be an integer >= 2, got 1"),
+    ],
+)
+def test_bad_options_are_a_clear_error(kwargs, message):
+    model = LinearSoftmax(np.ones((4, 4)))
+    with pytest.raises(ValueError, match=message):
+        occlusion_map(model, np.ones((2, 4, 4)), **kwargs)
+
+
+def test_bad_images_and_models_are_a_clear_error():
+    model = LinearSoftmax(np.ones((4, 4)))
+    with pytest.raises(ValueError, match=r"\(n_images, h, w\), got shape \(16,\)"):
+        occlusion_map(model, np.ones(16))
+    with pytest.raises(TypeError, match="predict_proba must be a callable, got int"):
+        occlusion_map(3, np.ones((1, 4, 4)))
+    with pytest.raises(ValueError, match=r"given 17 images it returned shape \(2,\)"):
+        occlusion_map(lambda images: np.ones(2), np.ones((1, 4, 4)), window=1)
+
+
+def test_importing_the_core_loads_no_framework():
+    code = (
+        "import sys; from sk_mnist.inspection import occlusion_map; "
+        "print(sorted(m for m in ('tensorflow', 'keras', 'jax', 'matplotlib', "
+        "'sklearn') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]"
