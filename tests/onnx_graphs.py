@@ -29,9 +29,17 @@ def model(nodes, initializers=(), *, classes=None, out_width=10, opset=21):
     return model.SerializeToString()
 
 
-def head(width=10, scale=1.0):
-    """Cast, flatten, one MatMul to ``width`` outputs, Softmax, ArgMax, Gather."""
-    weights = np.full((784, width), scale, dtype=np.float32)
+def head(width=10, scale=1.0, seed=None):
+    """Cast, flatten, one MatMul to ``width`` outputs, Softmax, ArgMax, Gather.
+
+    The weights are all ``scale``, or drawn from a normal distribution of
+    that standard deviation with ``seed``.
+    """
+    weights = (
+        np.full((784, width), scale, dtype=np.float32)
+        if seed is None
+        else np.random.default_rng(seed).normal(0, scale, (784, width))
+    ).astype(np.float32)
     nodes = [
         helper.make_node("Cast", ["X"], ["f"], to=TensorProto.FLOAT),
         helper.make_node("Reshape", ["f", "shape"], ["rows"]),

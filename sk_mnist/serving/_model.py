@@ -14,6 +14,8 @@ answers are checked before anybody sees them.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
 import threading
 import time
@@ -23,6 +25,10 @@ import numpy as np
 from .._utils._files import read_bounded
 from .._utils._text import shorten
 from ..exceptions import ModelError
+from ._options import ServeOptions, _finite, _in_range, max_threads
+
+#: Seconds a model call may take, as ``sk-mnist serve --timeout`` says.
+_TIMEOUT = ServeOptions().timeout
 
 #: The largest model file read: far beyond any MNIST network.
 MAX_MODEL_BYTES = 1024**3
@@ -52,12 +58,14 @@ class ServedModel:
         The ONNX file's content.
     origin : str, default="the model"
         Named in error messages.
-    timeout : float, default=60.0
-        Seconds one :meth:`predict` call may run before it is stopped.
+    timeout : float, default=10.0
+        Seconds one :meth:`predict` or :meth:`apredict` call may take (for
+        :meth:`apredict`, waiting for its turn included) before it is stopped;
+        the default is ``sk-mnist serve``'s.
     threads : int, default=1
-        onnxruntime's threads for one call. One serves small requests best:
-        a server's event loop and its other processes keep the other cores,
-        and the threads never spin waiting for work.
+        onnxruntime's threads for one call, 1 to four per core. One serves
+        small requests best: a server's event loop and its other processes
+        keep the other cores, and the threads never spin waiting for work.
 
     Attributes
     ----------
@@ -75,13 +83,27 @@ class ServedModel:
     """
 
     def __init__(
-        self, data: bytes, *, origin: str = "the model", timeout=60.0, threads=1
+        self, data: bytes, *, origin: str = "the model", timeout=_TIMEOUT, threads=1
     ):
         import onnx
         import onnxruntime
 
+        _finite("timeout", timeout, 0.0, 3600.0, low_open=True)
+        _in_range("threads", threads, 1, max_threads())
         self.origin, self.timeout = origin, float(timeout)
-        self._watchdog = _Watchdog(self.timeout)
+        self._watchdog = _Watchdog()
+        # apredict's calls run in one thread of this model's own, in turn.
+        # Off the event loop, so that a server answers its other routes while
+        # a batch runs; one thread, not Starlette's shared pool of 40, so that
+        # one run's tensors are alive at a time (memory is bounded by one
+        # batch, and `threads` is what a call uses), while the batcher combines
+        # the requests that arrive meanwhile. The standard library's
+        # single-worker executor is that thread and its queue, and asyncio
+        # awaits its futures; it starts the thread on the first call only.
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="sk-mnist-onnx"
+        )
+        self._closed = False
         try:
             model = onnx.load_model_from_string(data)
         except Exception as exc:  # protobuf's DecodeError subclasses Exception only
@@ -115,7 +137,7 @@ class ServedModel:
         self.image_shape = tuple(image.shape[1:])
 
     @classmethod
-    def from_file(cls, path, *, timeout=60.0, threads=1) -> ServedModel:
+    def from_file(cls, path, *, timeout=_TIMEOUT, threads=1) -> ServedModel:
         """Read and check the ONNX file ``path``.
 
         Raises
@@ -131,6 +153,8 @@ class ServedModel:
     def predict(self, images: np.ndarray):
         """Labels and probabilities of uint8 ``images`` of :attr:`image_shape`.
 
+        Runs in the calling thread; a server uses :meth:`apredict`.
+
         Returns
         -------
         labels : ndarray of shape (n,)
@@ -140,18 +164,69 @@ class ServedModel:
         ------
         ModelError
             The run failed, took longer than ``timeout`` or gave answers that
-            are not one label and one probability row per image.
+            are not one label and one probability row per image; or the
+            model is closed.
         """
+        return self._run(images)
+
+    async def apredict(self, images: np.ndarray):
+        """:meth:`predict` in this model's own thread, awaited.
+
+        Calls run one at a time, in the order they came; ``timeout`` counts
+        from the call, so a call that waited its whole time in line does not
+        run at all. Cancelling the awaiting task drops a call that has not
+        started.
+        """
+        deadline = time.monotonic() + self.timeout
+        try:
+            future = self._executor.submit(self._run, images, deadline)
+        except RuntimeError:  # the executor is shut down
+            raise self._closed_error() from None
+        return await asyncio.wrap_future(future)
+
+    def close(self):
+        """Stop the run in progress, refuse the calls waiting, end the thread.
+
+        Every later call raises :class:`ModelError`. Returns once the
+        model's thread has ended.
+        """
+        self._closed = True
+        self._watchdog.terminate_all()
+        self._executor.shutdown(wait=True)
+        self._watchdog.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    def _closed_error(self):
+        return ModelError(f"{self.origin}: the model is closed")
+
+    def _run(self, images, deadline=None):
+        """Run the session; ``deadline`` ends an awaited call, waiting included."""
         import onnxruntime
 
+        if self._closed:
+            raise self._closed_error()
+        if deadline is None:
+            deadline = time.monotonic() + self.timeout
+        elif time.monotonic() >= deadline:
+            raise ModelError(
+                f"{self.origin}: the model was busy for the call's {self.timeout:g} "
+                f"s; it did not run"
+            )
         images = np.ascontiguousarray(images, dtype=np.uint8)
         options = onnxruntime.RunOptions()
         try:
-            with self._watchdog.watching(options):
+            with self._watchdog.watching(options, deadline):
                 labels, proba = self._session.run(
                     _OUTPUTS, {self.input_name: images}, options
                 )
         except Exception as exc:  # onnxruntime's errors subclass Exception only
+            if self._closed:
+                raise self._closed_error() from None
             raise ModelError(
                 f"{self.origin}: the model stopped after {self.timeout:g} s"
                 if options.terminate
@@ -188,29 +263,30 @@ class ServedModel:
 
 
 class _Watchdog:
-    """Stops an onnxruntime run that takes longer than ``timeout`` seconds.
+    """Stops an onnxruntime run that is still going at its deadline.
 
     onnxruntime ends a run whose ``RunOptions.terminate`` is set from another
     thread; one thread per model sets it, so that a run costs no new thread
     (a ``threading.Timer`` per call would cost more than a small run).
     """
 
-    def __init__(self, timeout):
-        self.timeout = timeout
+    def __init__(self):
         self._condition = threading.Condition()
         self._running = {}  # id -> (deadline, options)
         self._thread = None
+        self._closing = False
 
     @contextlib.contextmanager
-    def watching(self, options):
+    def watching(self, options, deadline):
         key = id(options)
         with self._condition:
             if self._thread is None:
+                self._closing = False
                 self._thread = threading.Thread(
                     target=self._watch, name="sk-mnist-onnx-watchdog", daemon=True
                 )
                 self._thread.start()
-            self._running[key] = (time.monotonic() + self.timeout, options)
+            self._running[key] = (deadline, options)
             self._condition.notify()
         try:
             yield
@@ -218,9 +294,25 @@ class _Watchdog:
             with self._condition:
                 self._running.pop(key, None)
 
+    def terminate_all(self):
+        """Stop every run in progress now."""
+        with self._condition:
+            for _, options in self._running.values():
+                options.terminate = True
+            self._running.clear()
+
+    def close(self):
+        """End the watching thread (a later run starts it again)."""
+        with self._condition:
+            thread, self._thread = self._thread, None
+            self._closing = True
+            self._condition.notify()
+        if thread is not None:
+            thread.join()
+
     def _watch(self):
         with self._condition:
-            while True:
+            while not self._closing:
                 if not self._running:
                     self._condition.wait()
                     continue

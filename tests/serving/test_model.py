@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+
 import numpy as np
 import onnx_graphs
 import pytest
@@ -10,6 +13,7 @@ from sklearn.pipeline import make_pipeline
 from sk_mnist import KerasMLPClassifier, MNISTFlattener
 from sk_mnist.onnx import to_onnx
 from sk_mnist.serving import ModelError, ServedModel
+from sk_mnist.serving._options import ServeOptions, max_threads
 
 
 @pytest.fixture(scope="module")
@@ -90,3 +94,105 @@ def test_a_run_over_its_time_is_stopped(exported):
     model = ServedModel(data, timeout=1e-6)
     with pytest.raises(ModelError, match=r"the model stopped after 1e-06 s"):
         model.predict(np.repeat(test, 20, axis=0))
+
+
+class _Recording:
+    """A session that records when onnxruntime's run starts and ends."""
+
+    def __init__(self, session, events, gate=None):
+        self.session, self.events, self.gate = session, events, gate
+
+    def run(self, *args):
+        self.events.append("start")
+        if self.gate is not None:
+            self.gate.wait(30)
+        try:
+            return self.session.run(*args)
+        finally:
+            self.events.append("end")
+
+
+def _new_threads(before):
+    return [
+        t for t in set(threading.enumerate()) - before if t.name.startswith("sk-mnist")
+    ]
+
+
+def test_the_event_loop_runs_while_the_model_does(exported):
+    _, data, test = exported
+    big = np.repeat(test, 20, axis=0)  # 20,000 images
+    events, before = [], set(threading.enumerate())
+    with ServedModel(data) as model:
+        expected = model.predict(big)
+        model._session = _Recording(model._session, events)
+
+        async def main():
+            task = asyncio.create_task(model.apredict(big))
+            while not task.done():
+                events.append("tick")
+                await asyncio.sleep(0)
+            return await task
+
+        labels, proba = asyncio.run(main())
+    # The loop ticked while onnxruntime ran, in the model's own thread.
+    assert "tick" in events[events.index("start") : events.index("end")]
+    np.testing.assert_array_equal(labels, expected[0])
+    np.testing.assert_array_equal(proba, expected[1])
+    assert not _new_threads(before)
+
+
+def test_close_refuses_the_calls_waiting_and_ends_the_thread(exported):
+    _, data, test = exported
+    before = set(threading.enumerate())
+    model = ServedModel(data)
+    gate, events = threading.Event(), []
+    model._session = _Recording(model._session, events, gate)
+
+    async def main():
+        first = asyncio.create_task(model.apredict(test[:3]))
+        while "start" not in events:  # the first call is in onnxruntime
+            await asyncio.sleep(0.001)
+        second = asyncio.create_task(model.apredict(test[:3]))
+        closing = asyncio.create_task(asyncio.to_thread(model.close))
+        while not model._closed:
+            await asyncio.sleep(0.001)
+        gate.set()
+        await closing
+        return await asyncio.gather(first, second, return_exceptions=True)
+
+    _, second = asyncio.run(main())
+    assert isinstance(second, ModelError)
+    assert "the model is closed" in str(second)
+    assert events.count("start") == 1  # the waiting call never ran
+    assert not _new_threads(before)
+    with pytest.raises(ModelError, match="the model is closed"):
+        asyncio.run(model.apredict(test[:1]))
+
+
+def test_a_call_that_waited_its_whole_timeout_in_line_does_not_run(exported):
+    _, data, test = exported
+    gate, events = threading.Event(), []
+    with ServedModel(data, timeout=0.05) as model:
+        model._session = _Recording(model._session, events, gate)
+
+        async def main():
+            first = asyncio.create_task(model.apredict(test[:3]))
+            second = asyncio.create_task(model.apredict(test[:3]))
+            await asyncio.sleep(0.1)  # both deadlines pass while the first is held
+            gate.set()
+            return await asyncio.gather(first, second, return_exceptions=True)
+
+        first, second = asyncio.run(main())
+    assert "the model stopped after 0.05 s" in str(first)
+    assert "the model was busy for the call's 0.05 s; it did not run" in str(second)
+    assert events.count("start") == 1
+
+
+def test_the_default_timeout_is_serves_and_threads_are_bounded(exported):
+    _, data, _ = exported
+    assert ServedModel(data).timeout == ServeOptions().timeout
+    for threads in (0, max_threads() + 1, 100_000, 2.0):
+        with pytest.raises(ValueError, match=rf"threads must be .*; got {threads!r}"):
+            ServedModel(data, threads=threads)
+    with pytest.raises(ValueError, match=r"timeout must be .*; got nan"):
+        ServedModel(data, timeout=float("nan"))
