@@ -91,3 +91,18 @@ def digit_reader(mnist_train):
         MNISTFlattener(),
         KerasMLPClassifier(hidden_layer_sizes=(256,), epochs=5, random_state=0),
     ).fit(X, y)
+
+
+@pytest.fixture(scope="session")
+def inspected_network(mnist_train):
+    """flattener + a 128-unit network, 3 epochs on 10,000 real training
+    images (seconds): the network the inspection tests explain."""
+    from sklearn.pipeline import make_pipeline
+
+    from sk_mnist import KerasMLPClassifier, MNISTFlattener
+
+    X, y = mnist_train
+    return make_pipeline(
+        MNISTFlattener(),
+        KerasMLPClassifier(hidden_layer_sizes=(128,), epochs=3, random_state=0),
+    ).fit(X[:10_000], y[:10_000])
