@@ -1,35 +1,76 @@
-"""The Open Inference Protocol (v2) in JSON: tensors in, tensors out.
+"""The Open Inference Protocol (v2): tensors in, tensors out, as JSON or binary.
 
 As KServe documents it: a request holds ``inputs``, each a tensor with a
 ``name``, a ``shape``, a ``datatype`` and its ``data`` (flat in row-major
 order, or nested); a response holds ``model_name``, ``id`` and ``outputs``
-of the same form. No library parses it into numpy without a model server
-around it (MLServer's codecs come with MLServer), so the few rules are
-written here, each refusal naming the value and what was expected.
+of the same form. Triton's binary tensor data extension, which its own
+client uses by default, sends a tensor's raw bytes after the JSON instead:
+the header ``Inference-Header-Content-Length: N`` says that the first ``N``
+bytes of the body are the JSON, each tensor sent so carries
+``parameters.binary_data_size``, and the bytes follow in the order of the
+tensors (little-endian, row-major; a BOOL is one byte; a BYTES element is a
+4-byte length and its bytes). ``parameters.binary_data`` on a requested
+output, or ``parameters.binary_data_output`` on the request, asks for the
+answer in the same form.
+
+No library parses either form into numpy without a model server around it
+(MLServer's codecs come with MLServer, tritonclient is a client), so the
+rules are written here. A body is untrusted: whatever it holds, reading it
+raises :class:`RequestError` (a 4xx) and nothing else, each refusal naming
+the value (shortened, at any nesting depth) and what was expected, and
+every declared size is checked against the bytes present before anything is
+allocated.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
+import reprlib
+import struct
+from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
+import orjson
 
 from .._utils._text import shorten
+from .._version import __version__
 
-#: v2 datatypes a request may use for pixels; each is read as uint8 0..255.
+#: v2 datatypes a request may use for pixels, as little-endian numpy dtypes;
+#: each value must be a whole number 0..255 (and within the datatype's range).
 PIXEL_DATATYPES = {
-    "UINT8": np.uint8,
-    "UINT16": np.uint16,
-    "UINT32": np.uint32,
-    "UINT64": np.uint64,
-    "INT8": np.int8,
-    "INT16": np.int16,
-    "INT32": np.int32,
-    "INT64": np.int64,
-    "FP16": np.float16,
-    "FP32": np.float32,
-    "FP64": np.float64,
+    name: np.dtype(code).newbyteorder("<")
+    for name, code in {
+        "UINT8": "u1",
+        "UINT16": "u2",
+        "UINT32": "u4",
+        "UINT64": "u8",
+        "INT8": "i1",
+        "INT16": "i2",
+        "INT32": "i4",
+        "INT64": "i8",
+        "FP16": "f2",
+        "FP32": "f4",
+        "FP64": "f8",
+    }.items()
 }
+
+#: The outputs of every served model, in the order they are answered.
+OUTPUT_NAMES = ("label", "probabilities")
+
+#: The header of the binary tensor data extension, as Triton spells it.
+HEADER_LENGTH = "Inference-Header-Content-Length"
+
+#: The extensions ``GET /v2`` lists, named as Triton and KServe name them.
+EXTENSIONS = ("binary_tensor_data",)
+
+# Compressed bodies are recognised by their magic bytes, to say so.
+_COMPRESSED = {b"\x1f\x8b": "gzip", b"\x28\xb5\x2f\xfd": "zstd", b"BZh": "bzip2"}
+
+# The parameters that ask for Triton's shared-memory or classification
+# extensions, which this server does not implement.
+_SHARED_MEMORY = ("shared_memory_region", "shared_memory_byte_size")
 
 
 class RequestError(ValueError):
@@ -40,151 +81,153 @@ class RequestError(ValueError):
         self.status = status
 
 
+class RequestedOutput(NamedTuple):
+    """An output a request asks for, and whether to send it as binary data."""
+
+    name: str
+    binary: bool
+
+
+@dataclass(frozen=True, eq=False)
+class InferRequest:
+    """A v2 ``infer`` request, read and checked.
+
+    Attributes
+    ----------
+    images : ndarray of shape (n, h, w), uint8
+        The pixels of the request's one input.
+    id : str or None
+        The request's ``id``, echoed in the response.
+    outputs : tuple of RequestedOutput
+        The outputs to answer, in order, each with whether it is to be sent
+        as binary data (Triton's binary tensor data extension).
+    """
+
+    images: np.ndarray
+    id: str | None
+    outputs: tuple[RequestedOutput, ...]
+
+    @property
+    def binary(self) -> bool:
+        """Whether the response carries binary tensors after its JSON."""
+        return any(output.binary for output in self.outputs)
+
+
 def label_datatype(classes: np.ndarray) -> str:
     """The v2 datatype of the labels: INT64, BOOL or BYTES (strings)."""
     return {"b": "BOOL", "i": "INT64", "u": "INT64"}.get(classes.dtype.kind, "BYTES")
 
 
-def parse_infer_request(request, *, input_name: str, image_shape, max_images: int):
-    """The images of a v2 ``infer`` request as uint8 ``(n, h, w)``, and its id.
+def server_metadata() -> dict:
+    """The v2 server metadata (``GET /v2``): name, version and extensions."""
+    return {"name": "sk-mnist", "version": __version__, "extensions": list(EXTENSIONS)}
+
+
+def read_infer_request(
+    body: bytes,
+    *,
+    header_length: int | str | None,
+    input_name: str,
+    image_shape,
+    max_images: int,
+) -> InferRequest:
+    """Read the body of a v2 ``infer`` request: JSON, or JSON and binary tensors.
 
     ``shape`` may be ``[n, h, w]``, ``[n, h, w, 1]`` or ``[n, h * w]``;
-    ``data`` flat or nested, of as many values as the shape holds, each a
-    pixel value 0..255 (integers, or floats that are whole numbers).
+    ``data`` flat or nested, of as many values as the shape holds, or the
+    tensor's bytes after the JSON; each value a pixel 0..255 (integers, or
+    floats that are whole numbers) within the range of its ``datatype``.
+
+    Parameters
+    ----------
+    body : bytes
+        The request's body, whole.
+    header_length : int, str or None
+        The ``Inference-Header-Content-Length`` header (the length of the
+        JSON at the start of ``body``) as sent, or None without it.
+    input_name : str
+        The name of the model's input.
+    image_shape : tuple of int
+        ``(h, w)``, the model's image shape.
+    max_images : int
+        Most images in one request (more are a 413).
+
+    Returns
+    -------
+    InferRequest
 
     Raises
     ------
     RequestError
-        Naming what is wrong: not an object, no single input, another input
-        name, an unknown datatype, a shape or data length that does not fit,
-        values outside 0..255, more than ``max_images`` images.
+        And nothing else, whatever the body: naming what is wrong (not JSON,
+        compressed, binary without the header, not an object, no single
+        input, another input name, an unknown datatype, a shape, data or
+        binary size that does not fit, values outside the datatype or 0..255,
+        more than ``max_images`` images, unknown outputs).
     """
-    if not isinstance(request, dict):
-        raise RequestError(
-            f"expected a JSON object with 'inputs'; got {type(request).__name__}"
-        )
-    inputs = request.get("inputs")
-    if not isinstance(inputs, list) or len(inputs) != 1:
-        raise RequestError(
-            f"expected 'inputs' to be a list of one tensor, {input_name!r}; got "
-            f"{_brief(inputs)}"
-        )
-    tensor = inputs[0]
-    if not isinstance(tensor, dict):
-        raise RequestError(f"expected the input to be an object; got {_brief(tensor)}")
-    name = tensor.get("name")
-    if name != input_name:
-        raise RequestError(
-            f"the model's input is named {input_name!r}; got {_brief(name)}"
-        )
-    datatype = tensor.get("datatype")
-    if datatype not in PIXEL_DATATYPES:
-        raise RequestError(
-            f"expected a datatype among {sorted(PIXEL_DATATYPES)} for pixel values; "
-            f"got {_brief(datatype)}"
-        )
-    n = _check_shape(tensor.get("shape"), image_shape, max_images)
-    data = tensor.get("data")
-    images = _pixels(data, datatype, n * math.prod(image_shape))
-    identifier = request.get("id")
-    if identifier is not None and not isinstance(identifier, str):
-        raise RequestError(f"expected 'id' to be a string; got {_brief(identifier)}")
-    outputs = _requested_outputs(request.get("outputs"))
-    return images.reshape(n, *image_shape), identifier, outputs
+    header, tail = _split(body, header_length)
+    request = _decode(header, with_header=header_length is not None)
+    return _read(
+        request,
+        tail,
+        header=header,
+        input_name=input_name,
+        image_shape=image_shape,
+        max_images=max_images,
+    )
 
 
-def _check_shape(shape, image_shape, max_images):
-    h, w = image_shape
-    accepted = f"[n, {h}, {w}], [n, {h}, {w}, 1] or [n, {h * w}]"
-    if not (
-        isinstance(shape, list)
-        and all(isinstance(d, int) and not isinstance(d, bool) for d in shape)
-        and shape
-        and shape[1:] in ([h, w], [h, w, 1], [h * w])
-    ):
-        raise RequestError(f"expected a shape {accepted}; got {_brief(shape)}")
-    n = shape[0]
-    if not 1 <= n <= max_images:
-        raise RequestError(
-            f"expected between 1 and {max_images} images per request; the shape "
-            f"{shape} holds {n}",
-            status=413 if n > max_images else 400,
-        )
-    return n
+def write_infer_response(
+    model_name: str, request: InferRequest, labels, proba, classes
+) -> tuple[bytes, dict[str, str]]:
+    """The body and headers of a v2 response: ``label`` and ``probabilities``.
 
+    The outputs the request asked for, in its order; those it asked for as
+    binary data come after the JSON, which then carries their
+    ``binary_data_size`` and whose length the ``Inference-Header-Content-Length``
+    header gives. Labels are INT64, BOOL or BYTES as :func:`label_datatype`
+    says for ``classes``; probabilities FP32.
 
-def _pixels(data, datatype, size):
-    """``data`` as a flat uint8 array of ``size`` pixel values."""
-    if not isinstance(data, list):
-        raise RequestError(f"expected 'data' to be a list; got {_brief(data)}")
-    try:
-        # numpy reads a list of Python ints as int64, of floats as float64.
-        values = np.asarray(data).ravel()
-    except (ValueError, TypeError):
-        values = None
-    if values is None or values.dtype.kind not in "iuf":
-        raise RequestError(
-            f"expected 'data' to hold {datatype} numbers (flat or nested lists of "
-            f"equal length); got {_brief(data)}"
-        )
-    if values.size != size:
-        raise RequestError(
-            f"the shape holds {size} values but 'data' holds {values.size}"
-        )
-    if values.dtype.kind == "f":
-        bad = ~(np.isfinite(values) & (values >= 0) & (values <= 255))
-        bad |= values != np.round(values)
-    elif values.size and (values.min() < 0 or values.max() > 255):
-        bad = (values < 0) | (values > 255)
-    else:
-        return values.astype(np.uint8)
-    if bad.any():
-        raise RequestError(
-            f"expected pixel values: whole numbers from 0 to 255; got "
-            f"{_brief(_data_value(values[np.argmax(bad)]))}"
-        )
-    return values.astype(np.uint8)
-
-
-def _data_value(value):
-    return int(value) if float(value).is_integer() else float(value)
-
-
-def _requested_outputs(outputs):
-    names = {"label", "probabilities"}
-    if outputs is None:
-        return ["label", "probabilities"]
-    if not isinstance(outputs, list) or not all(
-        isinstance(o, dict) and o.get("name") in names for o in outputs
-    ):
-        raise RequestError(
-            f"expected 'outputs' to list some of {sorted(names)} as "
-            f'[{{"name": "label"}}]; got {_brief(outputs)}'
-        )
-    return [o["name"] for o in outputs]
-
-
-def infer_response(model_name, identifier, labels, proba, outputs, classes):
-    """A v2 response: ``label`` and ``probabilities`` as flat tensors."""
-    tensors = {
-        "label": {
-            "name": "label",
-            "shape": [len(labels)],
-            "datatype": label_datatype(classes),
-            "data": labels.tolist(),
-        },
-        "probabilities": {
-            "name": "probabilities",
-            "shape": list(proba.shape),
-            "datatype": "FP32",
-            "data": proba.ravel(),
-        },
+    Returns
+    -------
+    body : bytes
+    headers : dict of str to str
+        ``Content-Type``, and with binary outputs ``Inference-Header-Content-Length``.
+    """
+    response, blobs = _response(model_name, request, labels, proba, classes)
+    text = orjson.dumps(response, option=orjson.OPT_SERIALIZE_NUMPY)
+    if not blobs:
+        return text, {"Content-Type": "application/json"}
+    return b"".join([text, *blobs]), {
+        "Content-Type": "application/octet-stream",
+        HEADER_LENGTH: str(len(text)),
     }
+
+
+def _response(model_name, request, labels, proba, classes):
+    """The response as a dict, and the bytes of its binary outputs in order."""
+    datatype = label_datatype(classes)
+    proba = np.ascontiguousarray(proba, dtype="<f4")
+    tensors = {
+        "label": ([len(labels)], datatype, np.asarray(labels)),
+        "probabilities": (list(proba.shape), "FP32", proba),
+    }
+    outputs, blobs = [], []
+    for name, binary in request.outputs:
+        shape, dtype, values = tensors[name]
+        tensor = {"name": name, "shape": shape, "datatype": dtype}
+        if binary:
+            blob = _tensor_bytes(values, dtype)
+            tensor["parameters"] = {"binary_data_size": len(blob)}
+            blobs.append(blob)
+        else:
+            tensor["data"] = _tensor_json(values, dtype)
+        outputs.append(tensor)
     response = {"model_name": model_name, "model_version": "1"}
-    if identifier is not None:
-        response["id"] = identifier
-    response["outputs"] = [tensors[name] for name in outputs]
-    return response
+    if request.id is not None:
+        response["id"] = request.id
+    response["outputs"] = outputs
+    return response, blobs
 
 
 def metadata(model_name, input_name, image_shape, classes):
@@ -203,5 +246,361 @@ def metadata(model_name, input_name, image_shape, classes):
     }
 
 
+def parse_infer_request(request, *, input_name: str, image_shape, max_images: int):
+    """The images, id and output names of an already decoded JSON request.
+
+    Kept for the app until it reads bodies with :func:`read_infer_request`.
+    """
+    read = _read(
+        request,
+        None,
+        header=None,
+        input_name=input_name,
+        image_shape=image_shape,
+        max_images=max_images,
+    )
+    return read.images, read.id, [output.name for output in read.outputs]
+
+
+def infer_response(model_name, identifier, labels, proba, outputs, classes):
+    """A v2 JSON response as a dict (kept until the app uses the writer)."""
+    request = InferRequest(
+        np.empty((0, 0, 0), np.uint8),
+        identifier,
+        tuple(RequestedOutput(name, False) for name in outputs),
+    )
+    return _response(model_name, request, labels, proba, classes)[0]
+
+
+def _split(body, header_length):
+    """``body`` as (JSON header, binary tail), the header's length checked."""
+    if header_length is None:
+        return body, None
+    if isinstance(header_length, str):
+        text = header_length.strip()
+        # int() of a long digit string is slow (and refused past 4,300 digits).
+        if not (text.isascii() and text.isdigit() and len(text) <= 18):
+            raise RequestError(
+                f"expected the {HEADER_LENGTH} header to be a number of bytes; "
+                f"got {_brief(header_length)}"
+            )
+        header_length = int(text)
+    if not 0 < header_length <= len(body):
+        raise RequestError(
+            f"the {HEADER_LENGTH} header says the JSON is {header_length} bytes, "
+            f"but the body holds {len(body)} bytes; expected 1 to {len(body)}"
+        )
+    return body[:header_length], memoryview(body)[header_length:]
+
+
+def _decode(header, *, with_header):
+    if not header:
+        raise RequestError("the body is empty; expected a v2 inference request")
+    try:
+        return orjson.loads(header)
+    except orjson.JSONDecodeError as exc:
+        raise RequestError(_not_json(bytes(header), exc, with_header)) from None
+
+
+def _not_json(header, exc, with_header):
+    """Why ``header`` is not a JSON request, as a client can act on it."""
+    for magic, kind in _COMPRESSED.items():
+        if header.startswith(magic):
+            return (
+                f"the body is {kind}-compressed (it starts with {magic.hex(' ')}); "
+                f"compressed bodies are not read: send the JSON itself"
+            )
+    try:
+        header.decode("utf-8")
+    except UnicodeDecodeError as error:
+        where, byte = error.start, header[error.start]
+    else:
+        where = None
+    what = f"the first {len(header)} bytes of the body" if with_header else "the body"
+    if not with_header and b'"binary_data_size"' in header:
+        return (
+            f"the body holds binary tensor data after its JSON, but the request "
+            f"has no {HEADER_LENGTH} header; expected that header to give the "
+            f"length of the JSON in bytes"
+        )
+    if where is not None:
+        return (
+            f"expected {what} to be a v2 inference request in JSON (UTF-8); "
+            f"byte {where} is 0x{byte:02x}, which is not UTF-8 text"
+        )
+    return f"{what} is not valid JSON ({shorten(exc, 120)})"
+
+
+def _read(request, tail, *, header, input_name, image_shape, max_images):
+    if not isinstance(request, dict):
+        raise RequestError(
+            f"expected a JSON object with 'inputs'; got {_type(request)}"
+        )
+    identifier = request.get("id")
+    if identifier is not None and not isinstance(identifier, str):
+        raise RequestError(f"expected 'id' to be a string; got {_brief(identifier)}")
+    parameters = _parameters(request.get("parameters"), "the request's")
+    binary_out = _flag(parameters, "binary_data_output", "the request's")
+    outputs = _requested_outputs(request.get("outputs"), binary_out)
+    inputs = request.get("inputs")
+    if not isinstance(inputs, list) or len(inputs) != 1:
+        raise RequestError(
+            f"expected 'inputs' to be a list of one tensor, {input_name!r}; got "
+            f"{_brief(inputs)}"
+        )
+    tensor = inputs[0]
+    if not isinstance(tensor, dict):
+        raise RequestError(f"expected the input to be an object; got {_brief(tensor)}")
+    name = tensor.get("name")
+    if not isinstance(name, str) or name != input_name:
+        raise RequestError(
+            f"the model's input is named {input_name!r}; got {_brief(name)}"
+        )
+    datatype = tensor.get("datatype")
+    if not isinstance(datatype, str) or datatype not in PIXEL_DATATYPES:
+        raise RequestError(
+            f"expected a datatype among {sorted(PIXEL_DATATYPES)} for pixel values; "
+            f"got {_brief(datatype)}"
+        )
+    n = _check_shape(tensor.get("shape"), image_shape, max_images)
+    size = n * math.prod(image_shape)
+    parameters = _parameters(tensor.get("parameters"), "the input's")
+    _refuse_shared_memory(parameters, "the input")
+    if "binary_data_size" in parameters:
+        if "data" in tensor:
+            raise RequestError(
+                "expected the input to hold either 'data' or "
+                "parameters.binary_data_size; got both"
+            )
+        values = _binary_values(tail, parameters["binary_data_size"], datatype, size)
+    else:
+        if tail is not None and len(tail):
+            raise RequestError(
+                f"the body holds {len(tail)} bytes after its JSON, but the input "
+                f"has no parameters.binary_data_size; expected the JSON alone, or "
+                f"the input's size in bytes there"
+            )
+        values = _json_values(tensor.get("data"), datatype, size, header)
+    images = _pixels(values, datatype)
+    return InferRequest(images.reshape(n, *image_shape), identifier, outputs)
+
+
+def _parameters(value, whose):
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise RequestError(
+            f"expected {whose} 'parameters' to be an object; got {_brief(value)}"
+        )
+    return value
+
+
+def _flag(parameters, key, whose):
+    value = parameters.get(key, False)
+    if not isinstance(value, bool):
+        raise RequestError(
+            f"expected {whose} parameters.{key} to be true or false; got "
+            f"{_brief(value)}"
+        )
+    return value
+
+
+def _refuse_shared_memory(parameters, what):
+    if any(key in parameters for key in _SHARED_MEMORY):
+        raise RequestError(
+            f"{what} asks for shared memory ({_brief(parameters)}); this server "
+            f"reads tensors from the body only: send them as JSON or binary data"
+        )
+
+
+def _check_shape(shape, image_shape, max_images):
+    h, w = image_shape
+    accepted = f"[n, {h}, {w}], [n, {h}, {w}, 1] or [n, {h * w}]"
+    if not (
+        isinstance(shape, list)
+        and shape
+        and all(isinstance(d, int) and not isinstance(d, bool) for d in shape)
+        and shape[1:] in ([h, w], [h, w, 1], [h * w])
+    ):
+        raise RequestError(f"expected a shape {accepted}; got {_brief(shape)}")
+    n = shape[0]
+    if not 1 <= n <= max_images:
+        raise RequestError(
+            f"expected between 1 and {max_images} images per request; the shape "
+            f"{_brief(shape)} holds {n}",
+            status=413 if n > max_images else 400,
+        )
+    return n
+
+
+def _binary_values(tail, declared, datatype, size):
+    """The input's values from the bytes after the JSON, sizes checked first."""
+    if tail is None:
+        raise RequestError(
+            f"the input declares parameters.binary_data_size but the request has "
+            f"no {HEADER_LENGTH} header; expected that header to give the length "
+            f"of the JSON in bytes"
+        )
+    if not isinstance(declared, int) or isinstance(declared, bool) or declared < 0:
+        raise RequestError(
+            f"expected parameters.binary_data_size to be a number of bytes; got "
+            f"{_brief(declared)}"
+        )
+    dtype = PIXEL_DATATYPES[datatype]
+    expected = size * dtype.itemsize
+    if declared != expected:
+        raise RequestError(
+            f"the input declares binary_data_size {declared}, but {size} {datatype} "
+            f"values take {expected} bytes"
+        )
+    if declared != len(tail):
+        raise RequestError(
+            f"the input declares binary_data_size {declared}, but the body holds "
+            f"{len(tail)} bytes after its JSON; expected exactly {declared}"
+        )
+    return np.frombuffer(tail, dtype=dtype)
+
+
+def _json_values(data, datatype, size, header):
+    """The input's ``data`` as a flat array of numbers (not yet checked)."""
+    if not isinstance(data, list):
+        raise RequestError(f"expected 'data' to be a list; got {_brief(data)}")
+    try:
+        # numpy reads a list of Python ints as int64, of floats as float64;
+        # a ragged list or one over 64 levels deep is a ValueError.
+        values = np.asarray(data)
+    except (ValueError, TypeError, OverflowError):
+        values = None
+    if values is None or values.dtype.kind not in "iufb":
+        raise RequestError(
+            f"expected 'data' to hold {datatype} numbers (flat or nested lists of "
+            f"equal length); got {_brief(data)}"
+        )
+    if values.dtype.kind == "b" or _holds_booleans(data, values.ndim, header):
+        raise RequestError(
+            f"expected 'data' to hold {datatype} numbers; got true or false among "
+            f"them: {_brief(data)}"
+        )
+    if values.size != size:
+        raise RequestError(
+            f"the shape holds {size} values but 'data' holds {values.size}"
+        )
+    return values.ravel()
+
+
+def _holds_booleans(data, ndim, header):
+    """Whether a rectangular ``data`` of ``ndim`` levels holds a JSON true/false.
+
+    numpy reads ``[true, 2]`` as ``[1, 2]``. Most bodies have neither word in
+    them, which a byte search tells at once; the others are walked level by
+    level in C (``chain``, ``map``), never recursively.
+    """
+    if header is not None and b"true" not in header and b"false" not in header:
+        return False
+    flat = data
+    for _ in range(ndim - 1):
+        flat = itertools.chain.from_iterable(flat)
+    return bool in set(map(type, flat))
+
+
+def _pixels(values, datatype):
+    """Flat ``values`` as uint8, each in ``datatype``'s range and 0..255."""
+    dtype = PIXEL_DATATYPES[datatype]
+    if dtype.kind == "f":
+        top = float(np.finfo(dtype).max)
+        low, high, expected = -top, top, f"{datatype} values from {-top:g} to {top:g}"
+    else:
+        low, high = int(np.iinfo(dtype).min), int(np.iinfo(dtype).max)
+        expected = f"{datatype} values from {low} to {high}"
+    # Python numbers compare exactly (numpy would round 2**64 - 1 to a float).
+    smallest, largest = values.min().item(), values.max().item()
+    if values.dtype.kind == "f" and not (
+        math.isfinite(smallest) and math.isfinite(largest)
+    ):  # NaN (binary FP data may hold it) makes min and max NaN
+        _refuse(values[np.argmax(~np.isfinite(values))], "finite numbers")
+    if smallest < low or largest > high:
+        _refuse(smallest if smallest < low else largest, expected)
+    pixels = "pixel values: whole numbers from 0 to 255"
+    if smallest < 0 or largest > 255:
+        _refuse(smallest if smallest < 0 else largest, pixels)
+    if values.dtype.kind == "f":
+        fraction = values != np.floor(values)
+        if fraction.any():
+            _refuse(values[np.argmax(fraction)], pixels)
+    return values.astype(np.uint8)
+
+
+def _refuse(value, expected):
+    value = value.item() if isinstance(value, np.generic) else value
+    if isinstance(value, float) and value.is_integer() and abs(value) <= 2**64:
+        value = int(value)
+    raise RequestError(f"expected {expected}; got {_brief(value)}")
+
+
+def _requested_outputs(outputs, binary):
+    if outputs is None:
+        return tuple(RequestedOutput(name, binary) for name in OUTPUT_NAMES)
+    expected = (
+        f"expected 'outputs' to list some of {list(OUTPUT_NAMES)} as "
+        f'[{{"name": "label"}}]'
+    )
+    if not isinstance(outputs, list):
+        raise RequestError(f"{expected}; got {_brief(outputs)}")
+    requested = []
+    for output in outputs:
+        name = output.get("name") if isinstance(output, dict) else None
+        if not isinstance(name, str) or name not in OUTPUT_NAMES:
+            raise RequestError(f"{expected}; got {_brief(outputs)}")
+        if any(name == seen.name for seen in requested):
+            raise RequestError(f"{expected}, each once; got {name!r} twice")
+        whose = f"output {name!r}'s"
+        parameters = _parameters(output.get("parameters"), whose)
+        _refuse_shared_memory(parameters, f"the output {name!r}")
+        if "classification" in parameters:
+            raise RequestError(
+                f"the output {name!r} asks for classification "
+                f"({_brief(parameters['classification'])}); this server does not "
+                f"implement that extension: ask for 'label' and 'probabilities'"
+            )
+        if "binary_data" in parameters:
+            requested.append(
+                RequestedOutput(name, _flag(parameters, "binary_data", whose))
+            )
+        else:
+            requested.append(RequestedOutput(name, binary))
+    return tuple(requested)
+
+
+def _tensor_json(values, datatype):
+    if datatype == "FP32":
+        return values.ravel()  # orjson writes float32 arrays itself
+    if datatype == "BYTES":
+        return [_text(v) for v in values.tolist()]
+    return values.tolist()
+
+
+def _tensor_bytes(values, datatype):
+    if datatype == "BYTES":
+        encoded = [_text(v).encode() for v in values.tolist()]
+        return b"".join(struct.pack("<I", len(e)) + e for e in encoded)
+    dtype = {"INT64": "<i8", "BOOL": "u1", "FP32": "<f4"}[datatype]
+    return np.ascontiguousarray(values, dtype=dtype).tobytes()
+
+
+def _text(value):
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _type(value):
+    return "null" if value is None else type(value).__name__
+
+
+# A repr that stops a few levels down and a few items along: a body of
+# 2 KB of brackets makes the builtin repr raise RecursionError.
+_repr = reprlib.Repr()
+_repr.maxlevel, _repr.maxlist, _repr.maxdict = 3, 4, 4
+_repr.maxstring, _repr.maxother, _repr.maxlong = 40, 40, 40
+
+
 def _brief(value):
-    return shorten(repr(value), 80)
+    return shorten(_repr.repr(value), 80)

@@ -1,0 +1,116 @@
+"""The v2 reader over generated bodies, and the writer over every label kind."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+from strategies import (
+    budget,
+    label_sets,
+    v2_bodies,
+    v2_requests,
+    v2_response_tensors,
+)
+
+from sk_mnist.serving._protocol import (
+    InferRequest,
+    RequestedOutput,
+    RequestError,
+    read_infer_request,
+    write_infer_response,
+)
+
+_SHAPE = (2, 3)
+_MAX = 3
+
+
+def _read(body, header_length):
+    return read_infer_request(
+        body,
+        header_length=header_length,
+        input_name="X",
+        image_shape=_SHAPE,
+        max_images=_MAX,
+    )
+
+
+@settings(max_examples=budget(300))
+@given(case=v2_bodies(_SHAPE, _MAX))
+def test_any_body_is_read_or_refused_with_a_4xx(case):
+    what, body, header_length = case
+    try:
+        request = _read(body, header_length)
+    except RequestError as exc:
+        assert 400 <= exc.status < 500, what
+        message = str(exc)
+        assert isinstance(message, str), what
+        assert message, what
+        # Each refusal names the value shortened, however large or deep.
+        assert len(message) < 600, (what, message)
+        json.dumps({"error": message})  # the error body can be written
+        event(f"refused: {message[:30]}")
+        return
+    event("read")
+    assert isinstance(request, InferRequest), what
+    assert request.images.dtype == np.uint8
+    assert request.images.ndim == 3
+    assert request.images.shape[1:] == _SHAPE
+    assert 1 <= len(request.images) <= _MAX
+    assert request.id is None or isinstance(request.id, str)
+    assert all(name in ("label", "probabilities") for name, _ in request.outputs)
+
+
+@settings(max_examples=budget(100))
+@given(case=v2_requests(_SHAPE, _MAX))
+def test_a_valid_request_gives_back_its_images_id_and_outputs(case):
+    images, request, tail = case
+    header = json.dumps(request).encode()
+    read = _read(header + (tail or b""), None if tail is None else len(header))
+    np.testing.assert_array_equal(read.images, images)
+    assert read.id == request.get("id")
+    default = request.get("parameters", {}).get("binary_data_output", False)
+    expected = [
+        (o["name"], o.get("parameters", {}).get("binary_data", default))
+        for o in request.get("outputs", [{"name": "label"}, {"name": "probabilities"}])
+    ]
+    assert list(read.outputs) == expected
+
+
+@settings(max_examples=budget(60))
+@given(
+    labels=label_sets(),
+    n=st.integers(1, 4),
+    binary=st.lists(st.booleans(), min_size=2, max_size=2),
+    order=st.permutations(["label", "probabilities"]),
+    identifier=st.one_of(st.none(), st.text(max_size=6)),
+    data=st.data(),
+)
+def test_the_response_reads_back_as_json_or_binary(
+    labels, n, binary, order, identifier, data
+):
+    _, classes = labels
+    picks = data.draw(hnp.arrays(np.intp, n, elements=st.integers(0, len(classes) - 1)))
+    proba = data.draw(
+        hnp.arrays(np.float32, (n, len(classes)), elements=st.floats(0, 1, width=32))
+    )
+    request = InferRequest(
+        np.zeros((n, *_SHAPE), np.uint8),
+        identifier,
+        tuple(RequestedOutput(name, b) for name, b in zip(order, binary, strict=True)),
+    )
+    body, headers = write_infer_response(
+        "mnist", request, classes[picks], proba, classes
+    )
+    tensors = v2_response_tensors(body, headers)
+    assert list(tensors) == order
+    assert tensors["label"].tolist() == classes[picks].tolist()
+    np.testing.assert_array_equal(tensors["probabilities"].astype(np.float32), proba)
+    length = headers.get("Inference-Header-Content-Length")
+    header = json.loads(body if length is None else body[: int(length)])
+    assert header.get("id") == identifier
+    assert header["model_name"] == "mnist"
+    assert (length is not None) == any(binary)
