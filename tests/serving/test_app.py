@@ -25,6 +25,7 @@ from sk_mnist.serving._options import ServeOptions
 from sk_mnist.serving.app import create_app
 
 INFER = "/v2/models/mnist/infer"
+BASE = "http://127.0.0.1"
 
 
 @pytest.fixture(scope="module")
@@ -34,15 +35,16 @@ def served(mnist_train, mnist_test):
         MNISTFlattener(),
         KerasMLPClassifier(hidden_layer_sizes=(64,), epochs=2, random_state=0),
     ).fit(X[:6000], y[:6000])
-    model = ServedModel(to_onnx(pipe, images=True).SerializeToString())
-    return pipe, model, Xt[:200]
+    # The ONNX bytes: each app closes its model when it shuts down.
+    return pipe, to_onnx(pipe, images=True).SerializeToString(), Xt[:200]
 
 
 @pytest.fixture(scope="module")
 def client(served):
-    _, model, _ = served
+    _, data, _ = served
     with TestClient(
-        create_app(model, ServeOptions(max_body_bytes=2 * 1024**2))
+        create_app(ServedModel(data), ServeOptions(max_body_bytes=2 * 1024**2)),
+        base_url=BASE,
     ) as client:
         yield client
 
@@ -290,8 +292,8 @@ def test_hostile_bodies_leave_memory_bounded_and_the_server_ready(client):
 
 
 def test_metrics_count_requests_latency_and_batch_sizes(served):
-    _, model, images = served
-    with TestClient(create_app(model)) as client:
+    _, data, images = served
+    with TestClient(create_app(ServedModel(data)), base_url=BASE) as client:
         for _ in range(3):
             client.post(INFER, json=_request(images[:5]))
         client.post(INFER, content=b"{")
@@ -332,11 +334,11 @@ def test_the_page_is_served_whole_and_needs_nothing_from_elsewhere(client):
 
 
 def test_batched_answers_equal_unbatched_ones(served):
-    pipe, model, images = served
+    pipe, data, images = served
 
     async def fire(app, n):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+        async with httpx.AsyncClient(transport=transport, base_url=BASE) as c:
             answers = await asyncio.gather(
                 *(c.post(INFER, json=_request(images[i : i + 1])) for i in range(n))
             )
@@ -345,11 +347,11 @@ def test_batched_answers_equal_unbatched_ones(served):
 
     async def both():
         batched_app = create_app(
-            model, ServeOptions(max_batch_size=16, max_latency_ms=50)
+            ServedModel(data), ServeOptions(max_batch_size=16, max_latency_ms=50)
         )
         async with batched_app.router.lifespan_context(batched_app):
             batched, metrics = await fire(batched_app, 48)
-        single, _ = await fire(create_app(model), 48)
+        single, _ = await fire(create_app(ServedModel(data)), 48)
         return batched, single, metrics
 
     batched, single, metrics = asyncio.run(both())
@@ -358,3 +360,45 @@ def test_batched_answers_equal_unbatched_ones(served):
     ones = re.search(r'sk_mnist_batch_size_bucket\{le="1.0"\} (\S+)', metrics)
     total = re.search(r"sk_mnist_batch_size_count (\S+)", metrics)
     assert float(ones.group(1)) < float(total.group(1)) <= 48 / 2
+
+
+@pytest.fixture(scope="module")
+def other_labels(mnist_train):
+    """Tiny pipelines fitted with string and with boolean labels."""
+    X, y = mnist_train[0][:600], mnist_train[1][:600]
+    names = np.array(
+        ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    )
+    fitted = {}
+    for kind, labels in {"str": names[y], "bool": y >= 5}.items():
+        pipe = make_pipeline(
+            MNISTFlattener(),
+            KerasMLPClassifier(hidden_layer_sizes=(8,), epochs=1, random_state=0),
+        ).fit(X, labels)
+        fitted[kind] = pipe, to_onnx(pipe, images=True).SerializeToString()
+    return fitted
+
+
+@pytest.mark.parametrize(
+    ("kind", "datatype", "python_type"),
+    [("str", "BYTES", str), ("bool", "BOOL", bool)],
+)
+def test_predict_and_infer_answer_string_and_boolean_labels_as_json_values(
+    other_labels, served, kind, datatype, python_type
+):
+    pipe, data = other_labels[kind]
+    images = served[2][:5]
+    png = _png(255 - images[3])
+    with TestClient(create_app(ServedModel(data)), base_url=BASE) as client:
+        answer = client.post("/predict", content=png)
+        infer = client.post(INFER, json=_request(images)).json()
+        meta = client.get("/v2/models/mnist").json()
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    expected = pipe.predict(read_digit_image(png)[None]).tolist()[0]
+    assert type(body["label"]) is python_type
+    assert body["label"] == expected
+    assert body["classes"] == pipe.classes_.tolist()
+    label = infer["outputs"][0]
+    assert label["datatype"] == meta["outputs"][0]["datatype"] == datatype
+    assert label["data"] == pipe.predict(images).tolist()
