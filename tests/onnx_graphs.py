@@ -119,3 +119,122 @@ def nan_probabilities():
     ]
     initializers.append(numpy_helper.from_array(np.array(np.nan, np.float32), "nan"))
     return model(nodes, initializers)
+
+
+def _tail(nodes, initializers, x, width):
+    """MatMul ``x`` (n, width) to 10 scores, then Softmax, ArgMax and Gather."""
+    nodes += [
+        helper.make_node("MatMul", [x, "W_out"], ["z"]),
+        helper.make_node("Softmax", ["z"], ["probabilities"], axis=1),
+        helper.make_node("ArgMax", ["probabilities"], ["i"], axis=1, keepdims=0),
+        helper.make_node("Gather", ["classes", "i"], ["label"], axis=0),
+    ]
+    initializers.append(
+        numpy_helper.from_array(np.full((width, 10), 0.01, np.float32), "W_out")
+    )
+    return model(nodes, initializers)
+
+
+def broadcast_bomb(width=20_000):
+    """Issue 27's graph: each image broadcast to 784 x ``width`` floats by an Add.
+
+    Cast -> Reshape [-1, 784, 1] -> Add a [1, 1, width] zero initializer ->
+    MatMul back to [n, 784, 1] -> Reshape [-1, 784] -> MatMul, Softmax,
+    ArgMax, Gather: allowed operators only, and a small file.
+    """
+    nodes = [
+        helper.make_node("Cast", ["X"], ["f"], to=TensorProto.FLOAT),
+        helper.make_node("Reshape", ["f", "column"], ["columns"]),
+        helper.make_node("Add", ["columns", "zeros"], ["wide"]),
+        helper.make_node("MatMul", ["wide", "W_back"], ["narrow"]),
+        helper.make_node("Reshape", ["narrow", "rows_shape"], ["rows"]),
+    ]
+    initializers = [
+        numpy_helper.from_array(np.array([-1, 784, 1], np.int64), "column"),
+        numpy_helper.from_array(np.zeros((1, 1, width), np.float32), "zeros"),
+        numpy_helper.from_array(np.zeros((width, 1), np.float32), "W_back"),
+        numpy_helper.from_array(np.array([-1, 784], np.int64), "rows_shape"),
+    ]
+    return _tail(nodes, initializers, "rows", 784)
+
+
+def outer_product():
+    """A tensor of (784 n) x (784 n) values: it grows with the batch's square."""
+    nodes = [
+        helper.make_node("Cast", ["X"], ["f"], to=TensorProto.FLOAT),
+        helper.make_node("Reshape", ["f", "column"], ["columns"]),
+        helper.make_node("Reshape", ["f", "row"], ["row_vector"]),
+        helper.make_node("MatMul", ["columns", "row_vector"], ["square"]),
+        helper.make_node("Reshape", ["square", "rows_shape"], ["rows"]),
+    ]
+    initializers = [
+        numpy_helper.from_array(np.array([-1, 1], np.int64), "column"),
+        numpy_helper.from_array(np.array([1, -1], np.int64), "row"),
+        numpy_helper.from_array(np.array([-1, 784], np.int64), "rows_shape"),
+    ]
+    return _tail(nodes, initializers, "rows", 784)
+
+
+def constant_bomb(size=4000):
+    """Two small initializers broadcast to a constant of ``size`` x ``size``."""
+    nodes, initializers = head()
+    nodes.append(helper.make_node("Add", ["across", "down"], ["square"]))
+    initializers += [
+        numpy_helper.from_array(np.zeros((1, size), np.float32), "across"),
+        numpy_helper.from_array(np.zeros((size, 1), np.float32), "down"),
+    ]
+    return model(nodes, initializers)
+
+
+def shape_from_pixels():
+    """A Reshape whose shape is read from the image's pixels."""
+    nodes, initializers = head()
+    nodes[1:2] = [
+        helper.make_node("Cast", ["X"], ["xi"], to=TensorProto.INT64),
+        helper.make_node("Reshape", ["xi", "flat"], ["pixels"]),
+        helper.make_node("Gather", ["pixels", "first_two"], ["data_shape"], axis=0),
+        helper.make_node("Reshape", ["f", "data_shape"], ["rows"]),
+    ]
+    initializers += [
+        numpy_helper.from_array(np.array([-1], np.int64), "flat"),
+        numpy_helper.from_array(np.array([0, 1], np.int64), "first_two"),
+    ]
+    return model(nodes, initializers)
+
+
+def unnormalised():
+    """Scores where probabilities belong: no Softmax."""
+    nodes, initializers = head()
+    nodes[3] = helper.make_node("Identity", ["z"], ["probabilities"])
+    return model(nodes, initializers)
+
+
+def nan_weights():
+    """One weight of the network is NaN, as a diverged training leaves them."""
+    nodes, initializers = head(scale=0.01, seed=0)
+    weights = numpy_helper.to_array(initializers[1]).copy()
+    weights[400, 3] = np.nan
+    initializers[1] = numpy_helper.from_array(weights, "W")
+    return model(nodes, initializers)
+
+
+def nan_on_white():
+    """Sound on blank and noisy images; NaN once the ink passes ``K``.
+
+    The probabilities are multiplied by sqrt(K - ink) / sqrt(K - ink), with ink
+    the sum of the pixels and K one less than an all-white image's.
+    """
+    nodes, initializers = head(scale=0.01, seed=0)
+    nodes[3:4] = [
+        helper.make_node("Softmax", ["z"], ["p"], axis=1),
+        helper.make_node("MatMul", ["rows", "ones"], ["ink"]),
+        helper.make_node("Sub", ["K", "ink"], ["room"]),
+        helper.make_node("Sqrt", ["room"], ["root"]),
+        helper.make_node("Div", ["root", "root"], ["one"]),
+        helper.make_node("Mul", ["p", "one"], ["probabilities"]),
+    ]
+    initializers += [
+        numpy_helper.from_array(np.ones((784, 1), np.float32), "ones"),
+        numpy_helper.from_array(np.array(784 * 255 - 1, np.float32), "K"),
+    ]
+    return model(nodes, initializers)

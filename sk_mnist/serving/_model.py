@@ -3,13 +3,17 @@
 ``sk-mnist predict MODEL.onnx`` and ``sk-mnist serve`` read models that
 anybody may hand them, and onnxruntime runs whatever graph a file holds: an
 operator that makes a tensor of any declared shape, an endless ``Loop``,
-initializers read from files beside the model. So the graph is checked
-first against what :func:`sk_mnist.onnx.to_onnx` writes: one uint8 image
-input, the outputs ``label`` and ``probabilities``, the classes as the
-initializer the labels are gathered from, every tensor stored in the file,
-and only element-wise, matrix and reshaping operators, whose outputs are no
-larger than their inputs and weights. Every run is bounded in time, and its
-answers are checked before anybody sees them.
+initializers read from files beside the model, an ``Add`` that broadcasts
+each image to millions of values. So the graph is checked first against
+what :func:`sk_mnist.onnx.to_onnx` writes: one uint8 image input, the outputs
+``label`` and ``probabilities``, the classes as the initializer the labels
+are gathered from, every tensor stored in the file, only element-wise,
+matrix and reshaping operators, and every tensor's shape, inferred by onnx,
+within a bound per image set by the image and the model's weights. The
+model then runs once on a blank image and once on noise, and must answer
+probabilities. Every run is bounded in time, and its answers are checked
+before anybody sees them. A server awaits :meth:`ServedModel.apredict`,
+which runs onnxruntime in the model's own thread.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import math
 import threading
 import time
 
@@ -36,7 +41,8 @@ MAX_MODEL_BYTES = 1024**3
 # The operators sk_mnist.onnx writes for the flattener, the network and its
 # hidden activations, and those skl2onnx writes for the scikit-learn steps a
 # pipeline may hold before it (PCA, the scalers, Normalizer). None of them
-# loops or makes a tensor larger than its inputs and weights.
+# loops or makes a tensor of a shape read from data; broadcasting can still
+# make one larger than its inputs, which _bound_tensors refuses.
 _OPERATORS = {
     "": {
         "Add", "ArgMax", "Cast", "Celu", "Clip", "Div", "Elu", "Erf", "Exp",
@@ -75,11 +81,18 @@ class ServedModel:
         Height and width of the uint8 images the model reads.
     input_name : str
         The name of the model's input.
+    bytes_per_image : int
+        The bytes of all the tensors of one image, as if all were alive at
+        once: a bound on what each image of a batch costs.
 
     Raises
     ------
     ModelError
-        The file is not an ONNX model, or not one that sk-mnist exports.
+        The file is not an ONNX model, or not one that sk-mnist exports: its
+        tensors outgrow its image and weights, or its answers on a blank
+        image or on noise are not probabilities over its classes.
+    ValueError
+        ``timeout`` or ``threads`` out of bounds, named.
     """
 
     def __init__(
@@ -119,6 +132,8 @@ class ServedModel:
                 f"{origin}: not a valid ONNX model ({_brief(exc)})."
             ) from None
         self.classes = _check_graph(model, origin)
+        # Before onnxruntime, which folds constant tensors as it loads.
+        self.bytes_per_image = _bound_tensors(model, origin)
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3
         options.intra_op_num_threads = threads
@@ -135,6 +150,7 @@ class ServedModel:
         (image,) = self._session.get_inputs()
         self.input_name = image.name
         self.image_shape = tuple(image.shape[1:])
+        self._probe()
 
     @classmethod
     def from_file(cls, path, *, timeout=_TIMEOUT, threads=1) -> ServedModel:
@@ -200,6 +216,24 @@ class ServedModel:
 
     def __exit__(self, *exc_info):
         self.close()
+
+    def _probe(self):
+        """Run the model once on a blank image and once on noise, and check it.
+
+        A model with NaN weights or scores where probabilities belong would
+        otherwise start, and fail every request.
+        """
+        shape = (1, *self.image_shape)
+        noise = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+        for what, image in (("a blank image", np.zeros(shape, np.uint8)),
+                            ("an image of noise", noise)):  # fmt: skip
+            try:
+                self.predict(image)
+            except ModelError as exc:
+                raise ModelError(
+                    f"{str(exc).rstrip('.')} (tried at load, on {what}); "
+                    f"refusing to serve it."
+                ) from None
 
     def _closed_error(self):
         return ModelError(f"{self.origin}: the model is closed")
@@ -374,6 +408,146 @@ def _check_graph(model, origin):
     if classes.ndim != 1 or len(classes) < 2:
         raise ModelError(f"{origin}: its classes are not a list of two or more labels.")
     return classes
+
+
+#: A tensor per image may hold this many times the values of the widest of
+#: an image and the model's weights. What ``to_onnx`` writes holds at most
+#: one times (its widest tensors are the pixels, PCA's and the first layer's
+#: input, or a hidden layer's units); the margin is for exporters of other
+#: pipelines (double precision, a step that pads).
+_GROWTH = 4
+#: Initializers up to this many values are kept for shape inference (the
+#: shapes Reshape reads); larger ones (weights) are given as typed inputs.
+_SMALL = 1024
+#: ai.onnx.ml operators onnx infers no shapes for; each maps a float matrix
+#: to a float matrix of the same shape, as Cast to float does.
+_LIKE_CAST = {"Normalizer", "Scaler"}
+
+
+def _bound_tensors(model, origin):
+    """Refuse a graph whose tensors are larger than its input and weights allow.
+
+    Element-wise operators broadcast: ``[n, 784, 1] + [1, 1, 20000]`` is
+    784 x 20,000 floats an image from a 20,000-value initializer. So every
+    tensor's shape is inferred by onnx (strict, with data propagation) for
+    batches of 1, 2 and 3 images. onnx names the ``-1`` of a Reshape of a
+    symbolic batch a new symbol (``unk__0``), unrelated to the batch, so a
+    symbolic batch could not say how a reshaped tensor grows; concrete
+    batches can. A tensor must hold the same number of values for each
+    batch (a constant, bounded by the largest initializer) or that many
+    times the values of one image (bounded by ``_GROWTH`` times the widest
+    of the image and the MatMul/Gemm weights); anything else, a tensor whose
+    shape cannot be inferred included, is refused.
+
+    Returns the bytes that the tensors of one image hold at most, all alive.
+    """
+    from onnx import TensorProto, helper, shape_inference
+
+    graph = model.graph
+    weights = {t.name: t for t in graph.initializer}
+    (image,) = [i for i in graph.input if i.name not in weights]
+    pixels = math.prod(d.dim_value for d in image.type.tensor_type.shape.dim[1:])
+    widest = max(
+        (
+            max(weights[name].dims, default=0)
+            for node in graph.node
+            if node.op_type in ("MatMul", "Gemm")
+            for name in node.input
+            if name in weights
+        ),
+        default=0,
+    )
+    bound = _GROWTH * max(pixels, widest)
+    largest = max((math.prod(t.dims) for t in graph.initializer), default=0)
+    nodes = []
+    for node in graph.node:
+        if node.domain == "ai.onnx.ml" and node.op_type in _LIKE_CAST:
+            node = helper.make_node(
+                "Cast", node.input, node.output, node.name, to=TensorProto.FLOAT
+            )
+        nodes.append(node)
+    small = [t for t in graph.initializer if math.prod(t.dims) <= _SMALL]
+    large = [
+        helper.make_tensor_value_info(t.name, t.data_type, list(t.dims))
+        for t in graph.initializer
+        if math.prod(t.dims) > _SMALL
+    ]
+    shapes = []
+    for batch in (1, 2, 3):
+        sized = type(image)()
+        sized.CopyFrom(image)
+        sized.type.tensor_type.shape.dim[0].dim_value = batch
+        probe = helper.make_model(
+            helper.make_graph(nodes, "bound", [sized, *large], graph.output, small),
+            opset_imports=model.opset_import,
+            ir_version=model.ir_version,
+        )
+        try:
+            inferred = shape_inference.infer_shapes(
+                probe, strict_mode=True, data_prop=True
+            )
+        except Exception as exc:  # onnx's InferenceError subclasses Exception only
+            raise ModelError(
+                f"{origin}: onnx cannot infer the shapes of its tensors "
+                f"({_brief(exc)}); refusing to run it."
+            ) from None
+        shapes.append(
+            {
+                v.name: _size(v)
+                for v in (*inferred.graph.value_info, *inferred.graph.output)
+            }
+        )
+    per_image = 0
+    for name in dict.fromkeys(o for node in graph.node for o in node.output if o):
+        sizes = [s.get(name, (None, 0)) for s in shapes]
+        (one, item), (two, _), (three, _) = sizes
+        if None in (one, two, three):
+            raise ModelError(
+                f"{origin}: the shape of the tensor {_brief(repr(name))} cannot be "
+                f"inferred; refusing to run it."
+            )
+        if one == two == three:
+            if one > largest:
+                raise ModelError(
+                    f"{origin}: the tensor {_brief(repr(name))} holds {one:,} "
+                    f"values, more than its largest initializer ({largest:,}); "
+                    f"refusing to run it."
+                )
+        elif two == 2 * one and three == 3 * one:
+            if one > bound:
+                raise ModelError(
+                    f"{origin}: the tensor {_brief(repr(name))} holds {one:,} "
+                    f"values per image, over the bound of {bound:,} ({_GROWTH} x "
+                    f"{max(pixels, widest):,}, the widest of an image's {pixels:,} "
+                    f"pixels and the model's weights); refusing to run it."
+                )
+            per_image += one * item
+        else:
+            raise ModelError(
+                f"{origin}: the tensor {_brief(repr(name))} grows faster than the "
+                f"batch ({one:,}, {two:,} and {three:,} values for 1, 2 and 3 "
+                f"images); refusing to run it."
+            )
+    return per_image
+
+
+def _size(value_info):
+    """``(values, bytes a value)`` of a tensor of known shape, else ``(None, 0)``."""
+    from onnx import helper
+
+    tensor = value_info.type.tensor_type
+    dims = tensor.shape.dim
+    if (
+        not value_info.type.HasField("tensor_type")
+        or not tensor.HasField("shape")
+        or not all(d.HasField("dim_value") for d in dims)
+    ):
+        return None, 0
+    try:
+        item = helper.tensor_dtype_to_np_dtype(tensor.elem_type).itemsize
+    except Exception:  # an element type numpy has no dtype for
+        item = 8
+    return math.prod(d.dim_value for d in dims), item
 
 
 def _describe(value_info):

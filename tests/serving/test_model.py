@@ -8,7 +8,9 @@ import threading
 import numpy as np
 import onnx_graphs
 import pytest
+from sklearn.decomposition import PCA
 from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import MinMaxScaler, Normalizer, StandardScaler
 
 from sk_mnist import KerasMLPClassifier, MNISTFlattener
 from sk_mnist.onnx import to_onnx
@@ -36,6 +38,39 @@ def test_an_exported_model_answers_as_its_pipeline(exported):
     np.testing.assert_allclose(proba, pipe.predict_proba(test), atol=1e-5)
     np.testing.assert_array_equal(model.classes, pipe.classes_)
     assert model.image_shape == (28, 28)
+
+
+def _network(activation="relu", layers=(8,)):
+    return KerasMLPClassifier(
+        hidden_layer_sizes=layers, activation=activation, epochs=1, random_state=0
+    )
+
+
+@pytest.mark.parametrize(
+    ("steps", "labels"),
+    [
+        (lambda: [PCA(20, random_state=0), StandardScaler(), _network("gelu")], int),
+        (lambda: [Normalizer(), MinMaxScaler(), _network("mish")], str),
+        (lambda: [_network("relu6", (8, 6))], bool),
+        (lambda: [StandardScaler(), _network("log_softmax", (8, 6))], int),
+    ],
+    ids=["pca-gelu", "normalizer-mish-str", "relu6-bool", "scaler-log-softmax"],
+)
+def test_every_kind_of_graph_export_writes_loads_within_its_bound(
+    small_mnist, steps, labels
+):
+    X, y, Xt, _ = small_mnist
+    images = (X[:300] * 255).round().astype(np.uint8).reshape(-1, 28, 28)
+    test = (Xt[:50] * 255).round().astype(np.uint8).reshape(-1, 28, 28)
+    targets = {int: y[:300], str: np.array(list("abcdefghij"))[y[:300]],
+               bool: y[:300] > 4}[labels]  # fmt: skip
+    pipe = make_pipeline(MNISTFlattener(), *steps()).fit(images, targets)
+    model = ServedModel(to_onnx(pipe, images=True).SerializeToString())
+    found, _ = model.predict(test)
+    np.testing.assert_array_equal(found, pipe.predict(test))
+    assert {type(label) for label in found.tolist()} == {labels}
+    # Its tensors hold at most the pixels and the widest layer a few times.
+    assert 0 < model.bytes_per_image <= 40 * 784 * 4
 
 
 def test_a_hand_written_graph_of_the_exporters_operators_runs(exported):
@@ -75,23 +110,68 @@ def test_a_hostile_graph_is_refused_before_onnxruntime_runs_it(make, message):
     ("make", "message"),
     [
         (
+            onnx_graphs.broadcast_bomb,
+            r"the tensor 'wide' holds 15,680,000 values per image, over the bound "
+            r"of 80,000 \(4 x 20,000, the widest of an image's 784 pixels and the "
+            r"model's weights\); refusing to run it\.$",
+        ),
+        (
+            onnx_graphs.outer_product,
+            r"the tensor 'square' grows faster than the batch \(614,656, "
+            r"2,458,624 and 5,531,904 values for 1, 2 and 3 images\)",
+        ),
+        (
+            onnx_graphs.constant_bomb,
+            r"the tensor 'square' holds 16,000,000 values, more than its largest "
+            r"initializer \(7,840\)",
+        ),
+        (
+            onnx_graphs.shape_from_pixels,
+            "the shape of the tensor 'rows' cannot be inferred",
+        ),
+    ],
+    ids=["broadcast-bomb", "outer-product", "constant-bomb", "shape-from-pixels"],
+)
+def test_a_graph_whose_tensors_outgrow_its_input_and_weights_is_refused(make, message):
+    with pytest.raises(ModelError, match=message) as info:
+        ServedModel(make(), origin="the file")
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (
             onnx_graphs.narrow_probabilities,
-            r"probabilities of shape \(4, 3\); expected",
+            r"probabilities of shape \(1, 3\); expected \(1,\) and \(1, 10\) "
+            r"\(tried at load, on a blank image\); refusing to serve it\.$",
         ),
         (onnx_graphs.nan_probabilities, "not finite rows in \\[0, 1\\] summing to 1"),
+        (onnx_graphs.nan_weights, "not finite rows in \\[0, 1\\] summing to 1"),
+        (onnx_graphs.unnormalised, "not finite rows in \\[0, 1\\] summing to 1"),
     ],
-    ids=["odd-shapes", "nan"],
+    ids=["odd-shapes", "nan", "nan-weights", "unnormalised"],
 )
-def test_answers_that_are_not_one_row_per_image_are_refused(exported, make, message):
-    _, _, test = exported
-    model = ServedModel(make(), origin="the file")
-    with pytest.raises(ModelError, match=message):
-        model.predict(test[:4])
+def test_a_model_whose_answers_are_not_probabilities_is_refused_at_load(make, message):
+    with pytest.raises(ModelError, match=message) as info:
+        ServedModel(make(), origin="the file")
+    assert str(info.value).startswith("the file: ")
+    assert "tried at load, on a blank image" in str(info.value)
+
+
+def test_answers_that_go_wrong_after_load_are_still_refused():
+    model = ServedModel(onnx_graphs.nan_on_white(), origin="the file")
+    images = np.zeros((3, 28, 28), np.uint8)
+    assert model.predict(images)[1].shape == (3, 10)
+    images[1] = 255  # more ink than the model copes with
+    with pytest.raises(ModelError, match="not finite rows in \\[0, 1\\] summing to 1"):
+        model.predict(images)
 
 
 def test_a_run_over_its_time_is_stopped(exported):
     _, data, test = exported
-    model = ServedModel(data, timeout=1e-6)
+    model = ServedModel(data)
+    model.timeout = 1e-6  # after load, whose check runs the model too
     with pytest.raises(ModelError, match=r"the model stopped after 1e-06 s"):
         model.predict(np.repeat(test, 20, axis=0))
 
