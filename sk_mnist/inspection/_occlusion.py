@@ -8,6 +8,7 @@ or Keras does it over a plain callable, hence this short module.
 
 from __future__ import annotations
 
+import functools
 from numbers import Integral, Real
 
 import numpy as np
@@ -98,38 +99,109 @@ def occlusion_map(
             f"shape {images.shape}."
         )
     n, h, w = images.shape
-    window = _pair(window, "window", (h, w))
-    stride = _pair(stride, "stride", (h, w))
     if not isinstance(batch_size, Integral) or batch_size < 2:
         raise ValueError(f"batch_size must be an integer >= 2, got {batch_size!r}.")
-    baseline = _baseline(baseline, images.dtype)
     targets = _targets(target, n)
-
-    # masks[k] is True on the pixels of the k-th window position.
-    rows = _window_masks(h, window[0], stride[0])
-    cols = _window_masks(w, window[1], stride[1])
-    masks = (rows[:, None, :, None] & cols[None, :, None, :]).reshape(-1, h, w)
-    coverage = masks.sum(axis=0)
     attributions = np.zeros((n, h, w))
     probas = []
     for i, image in enumerate(images):
-        # Windows where the image is already blank change nothing.
-        active = masks[(masks & (image != baseline)).any(axis=(1, 2))]
-        copies = np.where(active, baseline, image)
-        rows = np.concatenate([image[None], copies])
-        proba = _predict(predict_proba, rows, batch_size)
-        column = int(np.argmax(proba[0])) if targets is None else targets[i]
+        occlusion = Occlusion(image, window=window, stride=stride, baseline=baseline)
+        proba = _predict(predict_proba, occlusion.rows, batch_size)
+        attributions[i], _ = occlusion.attributions(
+            proba, target=None if targets is None else targets[i]
+        )
+        probas.append(proba[0])
+    if return_proba:
+        return attributions, np.asarray(probas)
+    return attributions
+
+
+class Occlusion:
+    """The occluded copies of one image, and the map their probabilities make.
+
+    :func:`occlusion_map` in two steps, for a caller that runs the model
+    itself (the server awaits its ONNX session on ``rows``).
+
+    Parameters
+    ----------
+    image : ndarray of shape (h, w)
+        The image.
+    window, stride, baseline
+        As in :func:`occlusion_map`.
+
+    Attributes
+    ----------
+    rows : ndarray of shape (1 + n_windows, h, w)
+        The image, then one copy per window position that touches a pixel
+        other than ``baseline``, that window set to ``baseline``; of the
+        image's dtype.
+    """
+
+    def __init__(self, image, *, window=(2, 2), stride=1, baseline=0.0):
+        image = np.asarray(image)
+        if image.ndim != 2 or 0 in image.shape:
+            raise ValueError(
+                f"image must be a non-empty array of shape (h, w), got shape "
+                f"{image.shape}."
+            )
+        window = _pair(window, "window", image.shape)
+        stride = _pair(stride, "stride", image.shape)
+        baseline = _baseline(baseline, image.dtype)
+        masks, self._coverage = _masks(image.shape, window, stride)
+        # Windows where the image is already blank change nothing: their
+        # difference is exactly 0, and they are not evaluated.
+        self._active = masks[(masks & (image != baseline)).any(axis=(1, 2))]
+        copies = np.where(self._active, baseline, image)
+        self.rows = np.concatenate([image[None], copies])
+
+    def attributions(self, proba, *, target=None):
+        """The map, from the probabilities of :attr:`rows`.
+
+        Parameters
+        ----------
+        proba : array-like of shape (len(rows), n_classes)
+            The probabilities of :attr:`rows`, in order.
+        target : int, default=None
+            The column to explain; ``None`` takes the image's most probable.
+
+        Returns
+        -------
+        attributions : ndarray of shape (h, w), float64
+            Per pixel, the mean drop of the target's probability over the
+            windows that cover it.
+        target : int
+            The column explained.
+        """
+        proba = np.asarray(proba, dtype=np.float64)
+        if proba.ndim != 2 or len(proba) != len(self.rows):
+            raise ValueError(
+                f"proba must hold one row of probabilities per row of the "
+                f"occlusion ({len(self.rows)}), got shape {proba.shape}."
+            )
+        column = int(np.argmax(proba[0])) if target is None else int(target)
         if not 0 <= column < proba.shape[1]:
             raise ValueError(
                 f"target {column} is not a column of the {proba.shape[1]} "
                 f"probabilities."
             )
         drops = proba[0, column] - proba[1:, column]
-        attributions[i] = np.tensordot(drops, active, axes=1) / coverage
-        probas.append(proba[0])
-    if return_proba:
-        return attributions, np.asarray(probas)
-    return attributions
+        return np.tensordot(drops, self._active, axes=1) / self._coverage, column
+
+
+@functools.lru_cache(maxsize=8)
+def _masks(shape, window, stride):
+    """One boolean image per window position, and how many cover each pixel.
+
+    Read-only, cached: a server explains images of one shape.
+    """
+    h, w = shape
+    rows = _window_masks(h, window[0], stride[0])
+    cols = _window_masks(w, window[1], stride[1])
+    masks = (rows[:, None, :, None] & cols[None, :, None, :]).reshape(-1, h, w)
+    coverage = masks.sum(axis=0)
+    masks.setflags(write=False)
+    coverage.setflags(write=False)
+    return masks, coverage
 
 
 def _predict(predict_proba, X, batch_size):

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from sk_mnist.inspection import occlusion_map
+from sk_mnist.inspection._occlusion import Occlusion
 
 
 class LinearSoftmax:
@@ -165,3 +166,25 @@ def test_importing_the_core_loads_no_framework():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_occlusion_in_two_steps_is_occlusion_map():
+    rng = np.random.default_rng(4)
+    image = (rng.random((7, 7)) > 0.6).astype(np.uint8) * 255
+    model = LinearSoftmax(rng.normal(size=(7, 7)) / 255)
+    occlusion = Occlusion(image, window=2)
+    assert occlusion.rows.dtype == np.uint8
+    np.testing.assert_array_equal(occlusion.rows[0], image)
+    # Each copy differs from the image inside one 2x2 window only, set to 0.
+    for copy in occlusion.rows[1:]:
+        changed = np.argwhere(copy != image)
+        assert len(changed) > 0
+        assert (copy[copy != image] == 0).all()
+        assert (changed.max(axis=0) - changed.min(axis=0) <= 1).all()
+    maps, column = occlusion.attributions(model(occlusion.rows), target=1)
+    assert column == 1
+    np.testing.assert_allclose(
+        maps, occlusion_map(model, image[None], target=1)[0], atol=1e-12
+    )
+    with pytest.raises(ValueError, match=r"one row of probabilities per row"):
+        occlusion.attributions(model(occlusion.rows[:3]))
