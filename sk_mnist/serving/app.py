@@ -66,6 +66,7 @@ def create_app(
     endpoints = Endpoints(model, options, metrics=metrics, budget=budget)
     routes = [
         Route("/", endpoints.page),
+        Route("/v2", endpoints.server_metadata),
         Route("/v2/health/live", endpoints.live),
         Route("/v2/health/ready", endpoints.ready),
         Route("/v2/models/{name}", endpoints.model_metadata),

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 from importlib import resources
 
-import orjson
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.schemas import SchemaGenerator
 
+from .._utils._text import shorten
 from ..datasets import read_digit_image
+from ..datasets._images import decoded_size
 from . import _protocol
 from ._batching import AdaptiveBatcher
 from ._budget import MemoryBudget
@@ -41,30 +42,21 @@ JSON_WORKING_FACTOR = 32
 _INLINE_PARSE_BYTES = 64 * 1024
 
 
-def decoded_size(body: bytes) -> int:
-    """Bytes an image file decodes to, from its header (until the reader's own)."""
-    import io
-
-    from PIL import Image
-
-    try:
-        with Image.open(io.BytesIO(body)) as image:
-            width, height = image.size
-            bands = len(image.getbands())
-            depth = (
-                2 if image.mode.startswith("I;16") else 4 if image.mode in "IF" else 1
-            )
-    except Exception:  # the reader names what is wrong
-        return 0
-    return width * height * bands * depth
-
-
 # A 4x4 PNG with one white pixel: read once at start-up.
 _WARM_UP_PNG = bytes.fromhex(
     "89504e470d0a1a0a0000000d49484452000000040000000408000000008c9ac1a2"
     "0000000f49444154789c63608080ff0c0800000c08010042510f040000000049454e"
     "44ae426082"
 )
+
+
+def _parse_cost(size, header_length):
+    """The bytes parsing a body of ``size`` may hold: its JSON part many times
+    over (:data:`JSON_WORKING_FACTOR`), its binary tensors once (converted)."""
+    json_part = size
+    if header_length is not None and header_length.isdigit():
+        json_part = min(int(header_length), size)
+    return JSON_WORKING_FACTOR * json_part + (size - json_part)
 
 
 class Endpoints:
@@ -144,6 +136,14 @@ class Endpoints:
         """
         return ORJSONResponse({"ready": True})
 
+    async def server_metadata(self, request: Request) -> Response:
+        """
+        summary: The server's name, version and protocol extensions (v2).
+        responses:
+          200: {description: '{"name", "version", "extensions"}'}
+        """
+        return ORJSONResponse(_protocol.server_metadata())
+
     async def model_metadata(self, request: Request) -> Response:
         """
         summary: The model's inputs and outputs, their datatypes and shapes.
@@ -171,8 +171,11 @@ class Endpoints:
           The body is a v2 inference request with one input, named as the
           metadata names it, of datatype UINT8 (or another integer or float
           datatype holding whole numbers 0..255) and shape [n, h, w],
-          [n, h, w, 1] or [n, h*w]. The answer holds the outputs label
-          (shape [n]) and probabilities (FP32, shape [n, classes]).
+          [n, h, w, 1] or [n, h*w]: JSON, or with the binary tensor data
+          extension JSON of Inference-Header-Content-Length bytes followed
+          by the tensor's bytes. The answer holds the outputs label (shape
+          [n]) and probabilities (FP32, shape [n, classes]), as JSON or,
+          where the request asks for binary_data, as bytes after the JSON.
         responses:
           200: {description: 'a v2 inference response'}
           400: {description: 'a malformed request, named in {"error": ...}'}
@@ -182,24 +185,20 @@ class Endpoints:
           503: {description: 'the memory budget is full: retry after Retry-After'}
         """
         self._check_name(request)
+        header_length = request.headers.get(_protocol.HEADER_LENGTH)
         async with self.budget.account() as account:
             body = await self._read_body(request, account)
-            working = JSON_WORKING_FACTOR * len(body)
+            working = _parse_cost(len(body), header_length)
             await account.charge(working)
-            parsed = await self._off_loop_if_large(len(body), self._parse, body)
-            account.refund(working)
-            images, identifier, outputs = parsed
-            labels, proba = await self._predict(images)
-        return ORJSONResponse(
-            _protocol.infer_response(
-                self.options.name,
-                identifier,
-                labels,
-                proba,
-                outputs,
-                self.model.classes,
+            parsed = await self._off_loop_if_large(
+                len(body), self._parse, body, header_length
             )
+            account.refund(working)
+            labels, proba = await self._predict(parsed.images)
+        content, headers = _protocol.write_infer_response(
+            self.options.name, parsed, labels, proba, self.model.classes
         )
+        return Response(content, headers=headers)
 
     async def predict_image(self, request: Request) -> Response:
         """
@@ -273,7 +272,7 @@ class Endpoints:
         asked = request.path_params["name"]
         if asked != self.options.name:
             raise _protocol.RequestError(
-                f"no model named {_protocol._brief(asked)}; this server serves "
+                f"no model named {shorten(repr(asked), 80)}; this server serves "
                 f"{self.options.name!r}",
                 status=404,
             )
@@ -286,7 +285,7 @@ class Endpoints:
             if not declared.isdigit():
                 raise _protocol.RequestError(
                     f"Content-Length must be a number of bytes; got "
-                    f"{_protocol._brief(declared)}"
+                    f"{shorten(repr(declared), 80)}"
                 )
             if int(declared) > limit:
                 raise _protocol.RequestError(
@@ -312,16 +311,11 @@ class Endpoints:
         account.refund(size)
         return body
 
-    def _parse(self, body: bytes):
+    def _parse(self, body: bytes, header_length):
         with reading_request():
-            try:
-                payload = orjson.loads(body)
-            except orjson.JSONDecodeError as exc:
-                raise _protocol.RequestError(
-                    f"the body is not valid JSON ({exc})"
-                ) from None
-            return _protocol.parse_infer_request(
-                payload,
+            return _protocol.read_infer_request(
+                body,
+                header_length=header_length,
                 input_name=self.model.input_name,
                 image_shape=self.model.image_shape,
                 max_images=self.options.max_images,

@@ -402,3 +402,37 @@ def test_predict_and_infer_answer_string_and_boolean_labels_as_json_values(
     label = infer["outputs"][0]
     assert label["datatype"] == meta["outputs"][0]["datatype"] == datatype
     assert label["data"] == pipe.predict(images).tolist()
+
+
+def test_server_metadata_and_binary_tensors_are_served(client, served):
+    pipe, _, images = served
+    meta = client.get("/v2").json()
+    assert meta["name"] == "sk-mnist"
+    assert "binary_tensor_data" in meta["extensions"]
+    header = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "X",
+                    "shape": [20, 28, 28],
+                    "datatype": "UINT8",
+                    "parameters": {"binary_data_size": 20 * 784},
+                }
+            ],
+            "outputs": [{"name": "label", "parameters": {"binary_data": True}}],
+        }
+    ).encode()
+    answer = client.post(
+        INFER,
+        content=header + images[:20].tobytes(),
+        headers={
+            "Inference-Header-Content-Length": str(len(header)),
+            "content-type": "application/octet-stream",
+        },
+    )
+    assert answer.status_code == 200, answer.text
+    length = int(answer.headers["inference-header-content-length"])
+    (label,) = json.loads(answer.content[:length])["outputs"]
+    assert label["parameters"]["binary_data_size"] == 20 * 8
+    labels = np.frombuffer(answer.content[length:], "<i8")
+    np.testing.assert_array_equal(labels, pipe.predict(images[:20]))

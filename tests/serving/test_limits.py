@@ -24,7 +24,6 @@ from PIL import Image
 from starlette.testclient import TestClient
 
 from sk_mnist.serving import ServedModel
-from sk_mnist.serving._budget import MemoryBudget, OverBudget
 from sk_mnist.serving._options import ServeOptions
 from sk_mnist.serving.app import create_app
 
@@ -107,6 +106,8 @@ async def _call(app, method, path, chunks, *, then=None, headers=()):
 
 
 def test_the_budget_waits_for_room_then_refuses_with_503():
+    from sk_mnist.serving._budget import MemoryBudget, OverBudget
+
     async def scenario():
         budget = MemoryBudget(100, wait=0.2)
         await budget.acquire(60)
@@ -134,21 +135,24 @@ def test_the_budget_waits_for_room_then_refuses_with_503():
 def test_a_stalled_upload_holds_the_budget_others_get_503_with_retry_after(
     graph, caplog
 ):
-    """Bodies are charged as they arrive: an upload that stalls at 3.5 MiB of
-    a 4 MiB budget leaves no room for an image of 1 MiB decoded, which gets
-    503 and Retry-After after a short wait; when the stalled client goes
-    away (499), its bytes are free again."""
-    options = ServeOptions(memory_budget_bytes=4 * 1024**2)
+    """Bodies are charged as they arrive: an upload that stalls at 14 MiB of
+    a 16 MiB budget leaves no room for an image of 256x256 pixels (charged
+    its decoded size, about 3 MB), which gets 503 and Retry-After after a
+    short wait; when the stalled client goes away (499), its bytes are free
+    again."""
+    options = ServeOptions(
+        memory_budget_bytes=16 * 1024**2, max_body_bytes=16 * 1024**2
+    )
     app = create_app(_model(graph), options)
-    png = _digit_png(side=1024)  # decodes to 1 MiB of grey pixels
+    png = _digit_png(side=256)
 
     async def scenario():
         async with app.router.lifespan_context(app):
             go_away = asyncio.Event()
             stalled = asyncio.create_task(
-                _call(app, "POST", INFER, [b" " * (512 * 1024)] * 7, then=go_away)
+                _call(app, "POST", INFER, [b" " * (2 * 1024**2)] * 7, then=go_away)
             )
-            while app.state.budget.in_use < 7 * 512 * 1024:
+            while app.state.budget.in_use < 14 * 1024**2:
                 await asyncio.sleep(0.01)
             refused = await _call(app, "POST", "/predict", [png])
             small = await _call(app, "POST", INFER, [_request_body()])
@@ -163,12 +167,12 @@ def test_a_stalled_upload_holds_the_budget_others_get_503_with_retry_after(
     assert status == 503, body
     assert headers["retry-after"] == "1"
     assert b"the server is busy" in body
-    assert b"of its 4194304 bytes" in body
+    assert b"of its 16777216 bytes" in body
     assert small[0] == 200, small[2]  # a small request still fits
     assert gone[0] == 499
     assert retried[0] == 200, retried[2]
     assert app.state.budget.in_use == 0
-    assert app.state.budget.peak <= 4 * 1024**2
+    assert app.state.budget.peak <= 16 * 1024**2
 
 
 def test_a_client_that_goes_away_mid_body_is_one_log_line_and_a_499(graph, caplog):
