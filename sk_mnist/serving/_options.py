@@ -17,6 +17,20 @@ import re
 
 #: A model name is one URL path segment that needs no escaping.
 _NAME = re.compile(r"[A-Za-z0-9_.-]+")
+#: A host to bind: a name or an IPv4/IPv6 address, without brackets or spaces.
+_HOST = re.compile(r"[A-Za-z0-9_.:%-]+")
+
+
+class OptionError(ValueError):
+    """An option out of bounds: :attr:`option` names it, the message says why.
+
+    ``str(error)`` is ``"{option} {problem}"``; the command line names the
+    option ``--option-name`` instead.
+    """
+
+    def __init__(self, option: str, problem: str):
+        super().__init__(f"{option} {problem}")
+        self.option, self.problem = option, problem
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,33 +95,41 @@ class ServeOptions:
 
         Raises
         ------
-        ValueError
+        OptionError
             Naming the option, the value given and what is expected.
         """
-        if not self.host.strip():
-            raise ValueError(
-                "host must be an address or host name to bind, such as "
-                "127.0.0.1; got an empty string"
+        if not isinstance(self.host, str) or not _HOST.fullmatch(self.host):
+            raise OptionError(
+                "host",
+                "must be an address or host name to bind, such as 127.0.0.1 or "
+                f"::1 (IPv6 without brackets); got {self.host!r}",
             )
         _in_range("port", self.port, 0, 65535)
-        if not _NAME.fullmatch(self.name) or self.name in {".", ".."}:
-            raise ValueError(
-                "name must be one URL path segment of letters, digits, '-', '_' "
-                f"and '.' (not '.' or '..'); got {self.name!r}"
+        if (
+            not isinstance(self.name, str)
+            or not _NAME.fullmatch(self.name)
+            or self.name in {".", ".."}
+        ):
+            raise OptionError(
+                "name",
+                "must be one URL path segment of letters, digits, '-', '_' and "
+                f"'.' (not '.' or '..'); got {self.name!r}",
             )
         _in_range("workers", self.workers, 1, max_threads())
         _in_range("threads", self.threads, 1, max_threads())
+        _finite("timeout", self.timeout, 0.0, 3600.0, low_open=True)
         _in_range("max_body_bytes", self.max_body_bytes, 1, 1024**3)
         _in_range("max_images", self.max_images, 1, 1_000_000)
         if self.max_batch_size is not None:
             _in_range("max_batch_size", self.max_batch_size, 1, self.max_images)
         _finite("max_latency_ms", self.max_latency_ms, 0.0, 1000.0)
-        _finite("timeout", self.timeout, 0.001, 3600.0, low_open=True)
         _in_range(
             "memory_budget_bytes", self.memory_budget_bytes, 1024**2, 64 * 1024**3
         )
-        _finite("read_timeout", self.read_timeout, 0.001, 3600.0, low_open=True)
-        _finite("keep_alive_timeout", self.keep_alive_timeout, 0.001, 3600.0)
+        _finite("read_timeout", self.read_timeout, 0.0, 3600.0, low_open=True)
+        _finite(
+            "keep_alive_timeout", self.keep_alive_timeout, 0.0, 3600.0, low_open=True
+        )
         _in_range("max_connections", self.max_connections, 1, 1_000_000)
         _finite("graceful_shutdown_timeout", self.graceful_shutdown_timeout, 0.0, 600.0)
         return self
@@ -118,7 +140,7 @@ class ServeOptions:
         if self.host == "localhost":
             return True
         try:
-            return ipaddress.ip_address(self.host.strip("[]")).is_loopback
+            return ipaddress.ip_address(self.host).is_loopback
         except ValueError:
             return False
 
@@ -143,8 +165,8 @@ def _in_range(name, value, low, high):
         or not isinstance(value, int)
         or not low <= value <= high
     ):
-        raise ValueError(
-            f"{name} must be a whole number in [{low}, {high}]; got {value!r}"
+        raise OptionError(
+            name, f"must be a whole number in [{low}, {high}]; got {value!r}"
         )
 
 
@@ -158,7 +180,7 @@ def _finite(name, value, low, high, *, low_open=False):
     )
     if not ok:
         bracket = "(" if low_open else "["
-        raise ValueError(
-            f"{name} must be a finite number in {bracket}{low:g}, {high:g}]; "
-            f"got {value!r}"
+        raise OptionError(
+            name,
+            f"must be a finite number in {bracket}{low:g}, {high:g}]; got {value!r}",
         )
