@@ -101,8 +101,7 @@ class ServedModel:
         import onnx
         import onnxruntime
 
-        _finite("timeout", timeout, 0.0, 3600.0, low_open=True)
-        _in_range("threads", threads, 1, max_threads())
+        _check_options(timeout, threads)
         self.origin, self.timeout = origin, float(timeout)
         self._watchdog = _Watchdog()
         # apredict's calls run in one thread of this model's own, in turn.
@@ -150,7 +149,11 @@ class ServedModel:
         (image,) = self._session.get_inputs()
         self.input_name = image.name
         self.image_shape = tuple(image.shape[1:])
-        self._probe()
+        try:
+            self._probe()
+        except ModelError:
+            self.close()  # the watchdog's thread
+            raise
 
     @classmethod
     def from_file(cls, path, *, timeout=_TIMEOUT, threads=1) -> ServedModel:
@@ -163,6 +166,7 @@ class ServedModel:
         OSError, ValueError
             No such file, a folder, a FIFO or device, or over 1 GiB.
         """
+        _check_options(timeout, threads)  # before reading up to 1 GiB
         data = read_bounded(path, MAX_MODEL_BYTES, what="ONNX model")
         return cls(data, origin=str(path), timeout=timeout, threads=threads)
 
@@ -294,6 +298,11 @@ class ServedModel:
                 f"{self.origin}: the model's labels are not the classes of its "
                 f"highest probabilities."
             )
+
+
+def _check_options(timeout, threads):
+    _finite("timeout", timeout, 0.0, 3600.0, low_open=True)
+    _in_range("threads", threads, 1, max_threads())
 
 
 class _Watchdog:

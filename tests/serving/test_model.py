@@ -258,7 +258,7 @@ def test_a_call_that_waited_its_whole_timeout_in_line_does_not_run(exported):
         async def main():
             first = asyncio.create_task(model.apredict(test[:3]))
             second = asyncio.create_task(model.apredict(test[:3]))
-            await asyncio.sleep(0.1)  # both deadlines pass while the first is held
+            await asyncio.sleep(0.3)  # both deadlines pass while the first is held
             gate.set()
             return await asyncio.gather(first, second, return_exceptions=True)
 
@@ -268,7 +268,7 @@ def test_a_call_that_waited_its_whole_timeout_in_line_does_not_run(exported):
     assert events.count("start") == 1
 
 
-def test_the_default_timeout_is_serves_and_threads_are_bounded(exported):
+def test_the_default_timeout_is_serves_and_threads_are_bounded(exported, tmp_path):
     _, data, _ = exported
     assert ServedModel(data).timeout == ServeOptions().timeout
     for threads in (0, max_threads() + 1, 100_000, 2.0):
@@ -276,3 +276,6 @@ def test_the_default_timeout_is_serves_and_threads_are_bounded(exported):
             ServedModel(data, threads=threads)
     with pytest.raises(ValueError, match=r"timeout must be .*; got nan"):
         ServedModel(data, timeout=float("nan"))
+    # Checked before the file is read.
+    with pytest.raises(ValueError, match=r"threads must be .*; got 100000"):
+        ServedModel.from_file(tmp_path / "missing.onnx", threads=100_000)
