@@ -56,6 +56,14 @@ PIXEL_DATATYPES = {
     }.items()
 }
 
+# The values each datatype holds, as Python numbers (which compare exactly).
+_RANGES = {
+    name: (-float(np.finfo(d).max), float(np.finfo(d).max))
+    if d.kind == "f"
+    else (int(np.iinfo(d).min), int(np.iinfo(d).max))
+    for name, d in PIXEL_DATATYPES.items()
+}
+
 #: The outputs of every served model, in the order they are answered.
 OUTPUT_NAMES = ("label", "probabilities")
 
@@ -86,6 +94,14 @@ class RequestedOutput(NamedTuple):
 
     name: str
     binary: bool
+
+
+# What a request that names no outputs asks for, without and with
+# binary_data_output.
+_ALL_OUTPUTS = {
+    binary: tuple(RequestedOutput(name, binary) for name in OUTPUT_NAMES)
+    for binary in (False, True)
+}
 
 
 @dataclass(frozen=True, eq=False)
@@ -165,6 +181,8 @@ def read_infer_request(
         binary size that does not fit, values outside the datatype or 0..255,
         more than ``max_images`` images, unknown outputs).
     """
+    if not isinstance(body, bytes):  # a bytearray or memoryview
+        body = bytes(body)
     header, tail = _split(body, header_length)
     request = _decode(header, with_header=header_length is not None)
     return _read(
@@ -244,32 +262,6 @@ def metadata(model_name, input_name, image_shape, classes):
             {"name": "probabilities", "datatype": "FP32", "shape": [-1, len(classes)]},
         ],
     }
-
-
-def parse_infer_request(request, *, input_name: str, image_shape, max_images: int):
-    """The images, id and output names of an already decoded JSON request.
-
-    Kept for the app until it reads bodies with :func:`read_infer_request`.
-    """
-    read = _read(
-        request,
-        None,
-        header=None,
-        input_name=input_name,
-        image_shape=image_shape,
-        max_images=max_images,
-    )
-    return read.images, read.id, [output.name for output in read.outputs]
-
-
-def infer_response(model_name, identifier, labels, proba, outputs, classes):
-    """A v2 JSON response as a dict (kept until the app uses the writer)."""
-    request = InferRequest(
-        np.empty((0, 0, 0), np.uint8),
-        identifier,
-        tuple(RequestedOutput(name, False) for name in outputs),
-    )
-    return _response(model_name, request, labels, proba, classes)[0]
 
 
 def _split(body, header_length):
@@ -491,11 +483,16 @@ def _json_values(data, datatype, size, header):
 def _holds_booleans(data, ndim, header):
     """Whether a rectangular ``data`` of ``ndim`` levels holds a JSON true/false.
 
-    numpy reads ``[true, 2]`` as ``[1, 2]``. Most bodies have neither word in
-    them, which a byte search tells at once; the others are walked level by
-    level in C (``chain``, ``map``), never recursively.
+    numpy reads ``[true, 2]`` as ``[1, 2]``, and looking at each value's type
+    costs almost as much as numpy's reading. The words ``true`` and ``false``
+    appear verbatim in the JSON, so a body holding neither an ``r`` nor an
+    ``f`` (a byte search, which the usual body of keys and digits passes)
+    holds no boolean; then neither word; only the others are walked, level
+    by level in C (``chain``, ``map``), never recursively.
     """
-    if header is not None and b"true" not in header and b"false" not in header:
+    if (b"r" not in header and b"f" not in header) or (
+        b"true" not in header and b"false" not in header
+    ):
         return False
     flat = data
     for _ in range(ndim - 1):
@@ -505,13 +502,7 @@ def _holds_booleans(data, ndim, header):
 
 def _pixels(values, datatype):
     """Flat ``values`` as uint8, each in ``datatype``'s range and 0..255."""
-    dtype = PIXEL_DATATYPES[datatype]
-    if dtype.kind == "f":
-        top = float(np.finfo(dtype).max)
-        low, high, expected = -top, top, f"{datatype} values from {-top:g} to {top:g}"
-    else:
-        low, high = int(np.iinfo(dtype).min), int(np.iinfo(dtype).max)
-        expected = f"{datatype} values from {low} to {high}"
+    low, high = _RANGES[datatype]
     # Python numbers compare exactly (numpy would round 2**64 - 1 to a float).
     smallest, largest = values.min().item(), values.max().item()
     if values.dtype.kind == "f" and not (
@@ -519,7 +510,10 @@ def _pixels(values, datatype):
     ):  # NaN (binary FP data may hold it) makes min and max NaN
         _refuse(values[np.argmax(~np.isfinite(values))], "finite numbers")
     if smallest < low or largest > high:
-        _refuse(smallest if smallest < low else largest, expected)
+        _refuse(
+            smallest if smallest < low else largest,
+            f"{datatype} values from {_number(low)} to {_number(high)}",
+        )
     pixels = "pixel values: whole numbers from 0 to 255"
     if smallest < 0 or largest > 255:
         _refuse(smallest if smallest < 0 else largest, pixels)
@@ -528,6 +522,10 @@ def _pixels(values, datatype):
         if fraction.any():
             _refuse(values[np.argmax(fraction)], pixels)
     return values.astype(np.uint8)
+
+
+def _number(value):
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _refuse(value, expected):
@@ -539,7 +537,7 @@ def _refuse(value, expected):
 
 def _requested_outputs(outputs, binary):
     if outputs is None:
-        return tuple(RequestedOutput(name, binary) for name in OUTPUT_NAMES)
+        return _ALL_OUTPUTS[binary]
     expected = (
         f"expected 'outputs' to list some of {list(OUTPUT_NAMES)} as "
         f'[{{"name": "label"}}]'
