@@ -7,7 +7,7 @@ drawn in the shape of the image, show what each unit looks for (scikit-learn's
 gallery draws them for an ``MLPClassifier``). Occlusion attributions (Zeiler &
 Fergus, 2014) show, for one digit, which pixels pushed a class up or down:
 each 2x2 window of the digit is blanked in turn and the drop in the class's
-probability is spread over the window's pixels. Occlusion needs only
+log-odds is spread over the window's pixels. Occlusion needs only
 ``predict_proba``, so it explains any pipeline, and the server computes the
 same map from its ONNX model.
 

@@ -200,6 +200,7 @@ class AttributionDisplay:
         target=None,
         window=(2, 2),
         stride=1,
+        output="log_odds",
         ax=None,
         ncols=None,
         cmap="RdBu_r",
@@ -221,6 +222,8 @@ class AttributionDisplay:
             Height and width of the occluding window.
         stride : int or tuple of (int, int), default=1
             Step between window positions.
+        output : {"log_odds", "probability"}, default="log_odds"
+            The score whose drop is attributed.
         ax : sequence of matplotlib Axes, default=None
             Where to draw.
         ncols : int, default=None
@@ -234,7 +237,7 @@ class AttributionDisplay:
             The drawn display.
         """
         result = occlusion_attributions(
-            estimator, X, target=target, window=window, stride=stride
+            estimator, X, target=target, window=window, stride=stride, output=output
         )
         return cls.from_attributions(
             result.images,

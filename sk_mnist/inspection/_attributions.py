@@ -12,7 +12,14 @@ from ._occlusion import occlusion_map
 
 
 def occlusion_attributions(
-    estimator, X, *, target=None, window=(2, 2), stride=1, baseline=0.0
+    estimator,
+    X,
+    *,
+    target=None,
+    window=(2, 2),
+    stride=1,
+    baseline=0.0,
+    output="log_odds",
 ):
     """Which pixels pushed each image's predicted (or a chosen) class up or down.
 
@@ -38,6 +45,10 @@ def occlusion_attributions(
         Step between window positions.
     baseline : float, default=0.0
         The value occluded pixels are set to (MNIST's blank paper).
+    output : {"log_odds", "probability"}, default="log_odds"
+        The score whose drop is attributed: the class's log-odds, which still
+        move where a confident network's probability rounds to 1, or its
+        probability.
 
     Returns
     -------
@@ -45,8 +56,8 @@ def occlusion_attributions(
         With the attributes:
 
         attributions : ndarray of shape (n_images, h, w)
-            Per pixel, the mean drop of the target's probability when the
-            pixel is occluded: positive where it pushed the class up.
+            Per pixel, the mean drop of the target's score (``output``) when
+            the pixel is occluded: positive where it pushed the class up.
         images : ndarray of shape (n_images, h, w)
             The images, as given.
         target : ndarray of shape (n_images,)
@@ -108,6 +119,7 @@ def occlusion_attributions(
         window=window,
         stride=stride,
         baseline=baseline,
+        output=output,
         return_proba=True,
     )
     predicted = np.argmax(proba, axis=1)

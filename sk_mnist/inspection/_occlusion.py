@@ -22,19 +22,26 @@ def occlusion_map(
     window=(2, 2),
     stride=1,
     baseline=0.0,
+    output="log_odds",
     batch_size=1024,
     return_proba=False,
 ):
-    """How much each pixel pushed a class's probability up or down.
+    """How much each pixel pushed a class up or down.
 
     A window of ``window`` pixels slides over each image by ``stride``; each
     position gives a copy of the image with that window set to ``baseline``
     (blank paper for MNIST). A pixel's attribution is the mean, over the
-    windows that cover it, of the probability of ``target`` on the image
-    minus its probability on the occluded copy: positive where the ink made
-    the class more likely, negative where it made it less likely. Windows
-    already blank throughout change nothing and are not evaluated (their
-    difference is exactly 0).
+    windows that cover it, of the score of ``target`` on the image minus its
+    score on the occluded copy: positive where the ink made the class more
+    likely, negative where it made it less likely. Windows already blank
+    throughout change nothing and are not evaluated (their difference is
+    exactly 0).
+
+    The score is the class's log-odds by default,
+    ``log p - log(sum of the other classes' p)``: a confident network's
+    probability rounds to 1.0 in float32, where occluding a window changes
+    nothing, while the other classes' probabilities, and so the log-odds,
+    still move.
 
     Parameters
     ----------
@@ -56,6 +63,9 @@ def occlusion_map(
     baseline : float, default=0.0
         The value occluded pixels are set to; it must be representable in
         the images' dtype.
+    output : {"log_odds", "probability"}, default="log_odds"
+        The score whose drop is attributed: the class's log-odds (natural
+        logarithm), or its probability.
     batch_size : int, default=1024
         The most rows per call of ``predict_proba``.
     return_proba : bool, default=False
@@ -64,8 +74,7 @@ def occlusion_map(
     Returns
     -------
     attributions : ndarray of shape (n_images, h, w), float64
-        Per pixel, the mean drop of the target's probability when it is
-        occluded.
+        Per pixel, the mean drop of the target's score when it is occluded.
     proba : ndarray of shape (n_images, n_classes)
         The probabilities of the images; only when ``return_proba``.
 
@@ -83,7 +92,7 @@ def occlusion_map(
     ...     return np.stack([1 - p, p], axis=1)
     >>> images = np.zeros((1, 3, 3))
     >>> images[0, 0, 0] = images[0, 2, 2] = 1.0
-    >>> occlusion_map(predict_proba, images, window=1)[0]
+    >>> occlusion_map(predict_proba, images, window=1, output="probability")[0]
     array([[1., 0., 0.],
            [0., 0., 0.],
            [0., 0., 0.]])
@@ -102,13 +111,14 @@ def occlusion_map(
     if not isinstance(batch_size, Integral) or batch_size < 2:
         raise ValueError(f"batch_size must be an integer >= 2, got {batch_size!r}.")
     targets = _targets(target, n)
+    _check_output(output)
     attributions = np.zeros((n, h, w))
     probas = []
     for i, image in enumerate(images):
         occlusion = Occlusion(image, window=window, stride=stride, baseline=baseline)
         proba = _predict(predict_proba, occlusion.rows, batch_size)
         attributions[i], _ = occlusion.attributions(
-            proba, target=None if targets is None else targets[i]
+            proba, target=None if targets is None else targets[i], output=output
         )
         probas.append(proba[0])
     if return_proba:
@@ -154,7 +164,7 @@ class Occlusion:
         copies = np.where(self._active, baseline, image)
         self.rows = np.concatenate([image[None], copies])
 
-    def attributions(self, proba, *, target=None):
+    def attributions(self, proba, *, target=None, output="log_odds"):
         """The map, from the probabilities of :attr:`rows`.
 
         Parameters
@@ -163,15 +173,18 @@ class Occlusion:
             The probabilities of :attr:`rows`, in order.
         target : int, default=None
             The column to explain; ``None`` takes the image's most probable.
+        output : {"log_odds", "probability"}, default="log_odds"
+            The score whose drop is attributed, as in :func:`occlusion_map`.
 
         Returns
         -------
         attributions : ndarray of shape (h, w), float64
-            Per pixel, the mean drop of the target's probability over the
-            windows that cover it.
+            Per pixel, the mean drop of the target's score over the windows
+            that cover it.
         target : int
             The column explained.
         """
+        _check_output(output)
         proba = np.asarray(proba, dtype=np.float64)
         if proba.ndim != 2 or len(proba) != len(self.rows):
             raise ValueError(
@@ -184,7 +197,14 @@ class Occlusion:
                 f"target {column} is not a column of the {proba.shape[1]} "
                 f"probabilities."
             )
-        drops = proba[0, column] - proba[1:, column]
+        score = proba[:, column]
+        if output == "log_odds":
+            # The others' sum, not 1 - p, which rounds to 0 where p does to 1;
+            # both floored at float32's smallest normal number, not 0.
+            tiny = np.finfo(np.float32).tiny
+            others = np.delete(proba, column, axis=1).sum(axis=1)
+            score = np.log(np.maximum(score, tiny)) - np.log(np.maximum(others, tiny))
+        drops = score[0] - score[1:]
         return np.tensordot(drops, self._active, axes=1) / self._coverage, column
 
 
@@ -217,6 +237,11 @@ def _predict(predict_proba, X, batch_size):
                 f"given {expected} images it returned shape {chunk.shape}."
             )
     return np.concatenate(chunks)
+
+
+def _check_output(output):
+    if output not in ("log_odds", "probability"):
+        raise ValueError(f"output must be 'log_odds' or 'probability', got {output!r}.")
 
 
 def _window_masks(size, window, stride):

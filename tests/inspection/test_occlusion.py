@@ -35,7 +35,7 @@ def test_single_pixel_windows_give_each_pixels_own_drop():
     weights = rng.normal(size=(5, 6))
     image = (rng.random((5, 6)) > 0.5) * rng.random((5, 6))
     model = LinearSoftmax(weights)
-    maps = occlusion_map(model, image[None], target=1, window=1)
+    maps = occlusion_map(model, image[None], target=1, window=1, output="probability")
     expected = np.zeros((5, 6))
     for r, c in np.ndindex(5, 6):
         occluded = image.copy()
@@ -49,11 +49,41 @@ def test_single_pixel_windows_give_each_pixels_own_drop():
     assert (maps[0][(image > 0) & (weights < 0)] < 0).all()
 
 
+def test_log_odds_of_a_linear_model_are_weight_times_pixel():
+    # The log-odds of a logistic model are its logit, linear in the pixels:
+    # blanking one pixel lowers them by exactly its weight times its value.
+    rng = np.random.default_rng(5)
+    weights, image = rng.normal(size=(5, 6)), rng.random((5, 6))
+    model = LinearSoftmax(weights)
+    maps = occlusion_map(model, np.stack([image, image]), target=[1, 0], window=1)
+    np.testing.assert_allclose(maps[0], weights * image, atol=1e-9)
+    np.testing.assert_allclose(maps[1], -weights * image, atol=1e-9)
+
+
+def test_log_odds_still_move_where_the_probability_rounds_to_one():
+    def confident(images):  # float32 softmax of a large logit gap
+        logits = np.zeros((len(images), 2), dtype=np.float32)
+        logits[:, 1] = 40 + images.sum(axis=(1, 2))
+        p = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return p / p.sum(axis=1, keepdims=True)
+
+    image = np.zeros((1, 4, 4), dtype=np.float32)
+    image[0, 1, 1:3] = 1.0
+    assert confident(image)[0, 1] == 1.0
+    flat = occlusion_map(confident, image, window=1, output="probability")
+    np.testing.assert_array_equal(flat, 0)
+    moving = occlusion_map(confident, image, window=1)
+    np.testing.assert_allclose(moving[0, 1, 1:3], 1.0, rtol=1e-4)
+    assert (moving[0][image[0] == 0] == 0).all()
+
+
 def test_a_pixel_gets_the_mean_drop_of_the_windows_that_cover_it():
     rng = np.random.default_rng(1)
     weights, image = rng.normal(size=(4, 4)), rng.random((4, 4)) + 0.1
     model = LinearSoftmax(weights)
-    maps = occlusion_map(model, image[None], target=1, window=(2, 3), stride=2)
+    maps = occlusion_map(
+        model, image[None], target=1, window=(2, 3), stride=2, output="probability"
+    )
     # Rows start at 0 and 2; columns at 0 and, to reach the edge, 1.
     drops = {}
     for r0, c0 in [(0, 0), (0, 1), (2, 0), (2, 1)]:
@@ -121,7 +151,9 @@ def test_the_images_dtype_is_kept_and_the_baseline_must_fit_it():
         p = images.astype(float).mean(axis=(1, 2)) / 255
         return np.stack([1 - p, p], axis=1)
 
-    maps = occlusion_map(predict_proba, image, target=1, window=1, baseline=100)
+    maps = occlusion_map(
+        predict_proba, image, target=1, window=1, baseline=100, output="probability"
+    )
     assert set(seen) == {np.dtype(np.uint8)}
     np.testing.assert_allclose(maps[0], np.full((4, 4), 100 / 16 / 255))
     with pytest.raises(ValueError, match=r"baseline=0.5 is not representable .*uint8"):
@@ -138,6 +170,7 @@ def test_the_images_dtype_is_kept_and_the_baseline_must_fit_it():
         ({"target": [0, 1, 0]}, r"one per image \(2\), got \[0, 1, 0\]"),
         ({"baseline": float("nan")}, r"baseline must be a finite number, got nan"),
         ({"batch_size": 1}, r"batch_size must be an integer >= 2, got 1"),
+        ({"output": "logit"}, r"'log_odds' or 'probability', got 'logit'"),
     ],
 )
 def test_bad_options_are_a_clear_error(kwargs, message):
