@@ -295,3 +295,14 @@ def _targets(target, n):
             f"{target!r}."
         )
     return [int(t) for t in targets]
+
+
+def occlusion_rows(shape, *, window=(2, 2), stride=1):
+    """The most rows :class:`Occlusion` makes of an image of ``shape``.
+
+    One per window position, and the image itself: what a caller charges to
+    a memory budget before it builds them.
+    """
+    window, stride = _pair(window, "window", shape), _pair(stride, "stride", shape)
+    masks, _ = _masks(tuple(shape), window, stride)
+    return len(masks) + 1

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from sk_mnist.inspection import occlusion_map
-from sk_mnist.inspection._occlusion import Occlusion
+from sk_mnist.inspection._occlusion import Occlusion, occlusion_rows
 
 
 class LinearSoftmax:
@@ -221,3 +221,12 @@ def test_occlusion_in_two_steps_is_occlusion_map():
     )
     with pytest.raises(ValueError, match=r"one row of probabilities per row"):
         occlusion.attributions(model(occlusion.rows[:3]))
+
+
+def test_occlusion_rows_bounds_the_rows_of_any_image():
+    full = np.full((28, 28), 255, dtype=np.uint8)
+    assert occlusion_rows((28, 28)) == 27 * 27 + 1 == len(Occlusion(full).rows)
+    assert occlusion_rows((28, 28), window=1) == 785
+    sparse = np.zeros((28, 28), dtype=np.uint8)
+    sparse[5, 5] = 9
+    assert len(Occlusion(sparse).rows) == 5 <= occlusion_rows((28, 28))
