@@ -77,8 +77,12 @@ def save(estimator, path) -> Path:
     import skops.io
     from sklearn.utils.validation import check_is_fitted
 
+    from ._callbacks import callbacks_set_aside
+
     check_is_fitted(estimator)
-    data = skops.io.dumps(estimator)
+    # What set_callbacks added watches fits and is no part of the model.
+    with callbacks_set_aside(estimator):
+        data = skops.io.dumps(estimator)
     with atomic_write(path) as file:
         file.write(data)
     return Path(path)
