@@ -2,12 +2,13 @@
 
 Starlette routes, named as the Open Inference Protocol (v2) names them,
 with the convenience routes beside: ``POST /predict`` for one image file,
-``GET /`` for the draw-a-digit page, ``GET /metrics`` for Prometheus and
-``GET /openapi.json``. Each route is a method of
-:class:`~sk_mnist.serving.endpoints.Endpoints`; what they raise is answered
-by :mod:`sk_mnist.serving.errors` as a body ``{"error": "..."}`` naming the
-problem. Every request is charged to one memory budget
-(:mod:`sk_mnist.serving._budget`), counted and timed
+``POST /explain`` for which of its pixels decided (occlusion, as
+:func:`sk_mnist.inspection.occlusion_map`), ``GET /`` for the draw-a-digit
+page, ``GET /metrics`` for Prometheus and ``GET /openapi.json``. Each route
+is a method of :class:`~sk_mnist.serving.endpoints.Endpoints`; what they
+raise is answered by :mod:`sk_mnist.serving.errors` as a body
+``{"error": "..."}`` naming the problem. Every request is charged to one
+memory budget (:mod:`sk_mnist.serving._budget`), counted and timed
 (:mod:`sk_mnist.serving._metrics`), and refused if a web page of another
 origin sent it (:mod:`sk_mnist.serving._origin`). Nothing here imports
 TensorFlow, Keras or JAX.
@@ -73,6 +74,7 @@ def create_app(
         Route("/v2/models/{name}/ready", endpoints.model_ready),
         Route("/v2/models/{name}/infer", endpoints.infer, methods=["POST"]),
         Route("/predict", endpoints.predict_image, methods=["POST"]),
+        Route("/explain", endpoints.explain_image, methods=["POST"]),
         Route("/metrics", endpoints.metrics_text),
         Route("/openapi.json", endpoints.openapi),
         Mount(

@@ -25,6 +25,7 @@ from starlette.schemas import SchemaGenerator
 from .._utils._text import shorten
 from ..datasets import read_digit_image
 from ..datasets._images import decoded_size
+from ..inspection._occlusion import Occlusion, occlusion_rows
 from . import _protocol
 from ._batching import AdaptiveBatcher
 from ._budget import MemoryBudget
@@ -238,6 +239,62 @@ class Endpoints:
                 "label": labels.tolist()[0],
                 "probabilities": proba[0],
                 "classes": self.model.classes.tolist(),
+            }
+        )
+
+    async def explain_image(self, request: Request) -> Response:
+        """
+        summary: Which pixels of one digit image decided its class (occlusion).
+        description: >
+          The body is an image file, read as /predict reads it. Each 2x2
+          window of the 28x28 digit that holds ink is blanked in turn, the
+          digit and all its blanked copies go to the model in one call, and
+          each pixel gets the mean drop of the predicted class's log-odds
+          over the windows that cover it, as
+          sk_mnist.inspection.occlusion_map computes it. The answer is
+          /predict's with "attributions", 28 rows of 28 numbers, positive
+          where the ink made the class likelier.
+        responses:
+          200: {description: 'label, probabilities, classes, attributions'}
+          400: {description: 'not an image, blank, or too large'}
+          403: {description: 'a request from the web page of another origin'}
+          409: {description: 'a model that does not read 28x28 digits'}
+          413: {description: 'a body over the limit'}
+          503: {description: 'the memory budget is full: retry after Retry-After'}
+        """
+        if tuple(self.model.image_shape) != (28, 28):
+            raise _protocol.RequestError(
+                f"this model reads {self.model.image_shape} images; /explain reads "
+                f"digits as MNIST's 28x28",
+                status=409,
+            )
+        async with self.budget.account() as account:
+            body = await self._read_body(request, account)
+            if not body:
+                raise _protocol.RequestError("the body is empty; send an image file")
+            with reading_request():
+                decoding = decoded_size(body)  # from the header, before decoding
+                await account.charge(decoding)
+                image = await run_in_threadpool(read_digit_image, body)
+            account.refund(decoding)
+            # At most 730 rows (27 x 27 windows and the digit), each charged
+            # its pixels and the tensors the model makes of it, before they
+            # are built; the run is bounded by the model's timeout.
+            running = occlusion_rows(image.shape) * (
+                image.size + self.model.bytes_per_image
+            )
+            await account.charge(running)
+            occlusion = Occlusion(image)
+            self.metrics.batch_size.observe(len(occlusion.rows))
+            labels, proba = await self.model.apredict(occlusion.rows)
+            attributions, _ = occlusion.attributions(proba)
+            account.refund(running)
+        return ORJSONResponse(
+            {
+                "label": labels.tolist()[0],
+                "probabilities": proba[0],
+                "classes": self.model.classes.tolist(),
+                "attributions": attributions.astype("float32"),
             }
         )
 
