@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import copy
 import inspect
-import math
 import warnings
 from contextlib import contextmanager
-from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state, compute_class_weight
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.multiclass import (
     _check_partial_fit_first_call,
     check_classification_targets,
@@ -26,7 +22,14 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from ._utils._text import shorten
+from ._description import (
+    PARAMETER_CONSTRAINTS,
+    FittedState,
+    changes,
+    from_params,
+    n_validation,
+    split_validation,
+)
 from .exceptions import (
     FitInterruptedWarning,
     TrainingDivergedError,
@@ -193,37 +196,7 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
     (5, ['accuracy', 'loss'])
     """
 
-    _parameter_constraints: dict = {
-        "hidden_layer_sizes": [
-            "array-like",
-            Interval(Integral, 1, None, closed="left"),
-        ],
-        "activation": [str],
-        "dropout": [Interval(Real, 0, 1, closed="left"), "array-like"],
-        "optimizer": [str, HasMethods(["get_config"])],
-        "momentum": [Interval(Real, 0, 1, closed="left")],
-        "nesterovs_momentum": ["boolean"],
-        "learning_rate": [Interval(Real, 0, None, closed="neither"), None],
-        "learning_rate_schedule": [
-            StrOptions({"constant", "cosine", "adaptive"}),
-            HasMethods(["get_config", "__call__"]),
-        ],
-        "alpha": [Interval(Real, 0, None, closed="left")],
-        "max_norm": [Interval(Real, 0, None, closed="neither"), None],
-        "input_dropout": [Interval(Real, 0, 1, closed="left")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "epochs": [Interval(Integral, 1, None, closed="left")],
-        "shuffle": ["boolean"],
-        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
-        "early_stopping": ["boolean"],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
-        "tol": [Interval(Real, 0, None, closed="left")],
-        "class_weight": [dict, StrOptions({"balanced"}), None],
-        "callbacks": [list, tuple, None],
-        "warm_start": ["boolean"],
-        "random_state": ["random_state"],
-        "verbose": [Interval(Integral, 0, 2, closed="both")],
-    }
+    _parameter_constraints: dict = dict(PARAMETER_CONSTRAINTS)
 
     def __init__(
         self,
@@ -342,9 +315,6 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         from ._keras import network
 
         with _restored_on_error(self, ("n_features_in_", "feature_names_in_")):
-            hidden, _ = self._check_params()
-            if incremental:
-                _check_unchanged(self)
             X, y = validate_data(
                 self, X, y, reset=not incremental, dtype=np.float32, order="C"
             )
@@ -354,42 +324,49 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
             weights = _sample_weights(
                 sample_weight, self.class_weight, X, y, encoded, classes
             )
+            description = self._describe(
+                X.shape[1],
+                len(classes),
+                n_train=len(X) - n_validation(self.validation_fraction, len(X)),
+                check_activation=not incremental,
+            )
+            if incremental:
+                _check_unchanged(description, network.describe(self.model_))
             rng = self._rng if incremental else check_random_state(self.random_state)
             split_seed, shuffle_seed = rng.randint(_SEED_MAX, size=2)
             if incremental:
                 model, history = self.model_, copy.deepcopy(self.history_)
             else:
-                seeds = rng.randint(_SEED_MAX, size=network.n_seeds(len(hidden)))
+                n_hidden = len(description.network.hidden_layer_sizes)
+                seeds = rng.randint(_SEED_MAX, size=network.n_seeds(n_hidden))
                 # Drawn only when used, so that the default network's seeds
                 # are those it always had.
                 input_seed = (
                     int(rng.randint(_SEED_MAX)) if self.input_dropout > 0 else None
                 )
-                model, history = (
-                    self._build_network(
-                        X.shape[1],
-                        len(classes),
-                        seeds,
-                        input_seed=input_seed,
-                        n_train=len(X)
-                        - _n_validation(self.validation_fraction, len(X)),
-                    ),
-                    {},
+                model = network.build(
+                    X.shape[1], len(classes), description, seeds, input_seed=input_seed
                 )
+                history = {}
+            # The estimator's own Keras callbacks, beside the plan's (the
+            # user's, copied): the engine calls them at every epoch.
+            callbacks = []
             result = _train(
-                self,
+                description,
                 model,
-                *_validation_split(
+                *split_validation(
                     self.validation_fraction, X, encoded, weights, split_seed
                 ),
                 n_classes=len(classes),
                 epochs=self.epochs if epochs is None else epochs,
                 history=history,
                 shuffle_seed=shuffle_seed,
+                callbacks=callbacks,
             )
         for key, values in result.history.items():
             history.setdefault(key, []).extend(values)
-        self._set_fitted(rng, classes, model, history)
+        # Every fitted attribute at once, after a fit that succeeded.
+        vars(self).update(FittedState(rng, classes, model, history).attributes())
         if result.interrupted_epoch is not None:
             warnings.warn(
                 f"Training was interrupted by the user in epoch "
@@ -400,81 +377,18 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
             )
         return self
 
-    def _set_fitted(self, rng, classes, model, history):
-        """Set every fitted attribute at once, after a fit that succeeded."""
-        self._rng = rng
-        self.classes_ = classes
-        self.model_ = model
-        self.history_ = history
-        self.loss_curve_ = list(history.get("loss", []))
-        self.n_iter_ = len(self.loss_curve_)
-        scores = history.get("val_accuracy")
-        self.validation_scores_ = None if scores is None else list(scores)
-        self.best_validation_score_ = None if scores is None else max(scores)
+    def _describe(self, n_features=None, n_classes=None, **kwargs):
+        """The :class:`~sk_mnist._description.Description` of these parameters.
 
-    def _build_network(
-        self, n_features, n_classes, seeds=None, *, input_seed=None, n_train=None
-    ):
-        """The compiled network these parameters describe.
-
-        ``n_train`` training samples per epoch plan a cosine schedule's steps
-        (one batch per epoch when unknown, as for :meth:`summary`).
+        ``kwargs`` go to :func:`~sk_mnist._description.from_params`:
+        ``n_train``, ``check_activation``.
         """
-        from ._keras import network
-
-        hidden, rates = _check_layers(self.hidden_layer_sizes, self.dropout)
-        _check_network_size(n_features, hidden, n_classes)
-        optimizer = _optimizer(self)
-        schedule = None
-        if not _is_name(self.learning_rate_schedule, "constant"):
-            batches = (
-                math.ceil(n_train / min(self.batch_size, n_train)) if n_train else 1
-            )
-            schedule = network.make_schedule(
-                self.learning_rate_schedule,
-                _initial_rate(optimizer, self.learning_rate),
-                self.epochs * batches,
-            )
-        return network.build_network(
-            n_features,
-            n_classes,
-            hidden_layer_sizes=hidden,
-            activation=self.activation,
-            dropout=rates,
-            optimizer=optimizer,
-            learning_rate=self.learning_rate,
-            seeds=seeds,
-            input_dropout=self.input_dropout,
-            input_seed=input_seed,
-            l2=_l2(self.alpha, self.batch_size),
-            max_norm=self.max_norm,
-            schedule=schedule,
+        return from_params(
+            self.get_params(deep=False),
+            n_features=n_features,
+            n_classes=n_classes,
+            **kwargs,
         )
-
-    def _check_params(self, n_features=None, n_classes=None):
-        """Check what ``_parameter_constraints`` cannot: layers, names, optimizer.
-
-        Needs no data, so the command line calls it (after
-        ``_validate_params``) before it loads any; given the input and output
-        widths, it also checks that the network fits in memory.
-        """
-        from ._keras import network
-
-        hidden, rates = _check_layers(self.hidden_layer_sizes, self.dropout)
-        network.check_activation(self.activation)
-        network.make_optimizer(_optimizer(self), self.learning_rate)
-        network.make_schedule(self.learning_rate_schedule, 0.001, 1)
-        if not isinstance(self.learning_rate_schedule, str) and (
-            self.learning_rate is not None
-        ):
-            raise ValueError(
-                f"learning_rate={self.learning_rate!r} cannot be used with a "
-                f"LearningRateSchedule instance, which sets its own rates; set "
-                f"learning_rate=None."
-            )
-        if n_features is not None and n_classes is not None:
-            _check_network_size(n_features, hidden, n_classes)
-        return hidden, rates
 
     def predict_proba(self, X):
         """Probability of each class, from the softmax output.
@@ -548,7 +462,11 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         if hasattr(self, "model_"):
             model = self.model_
         else:
-            model = self._build_network(n_features, n_classes)
+            from ._keras import network
+
+            model = network.build(
+                n_features, n_classes, self._describe(n_features, n_classes)
+            )
         lines = []
         model.summary(print_fn=lambda text, **_: lines.append(text))
         return "\n".join(lines)
@@ -594,7 +512,7 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
             **{name: defaults[name].default for name in self._get_param_names()},
             **state,
         }
-        _check_fitted_state(state)
+        FittedState.check_saved(state)
         if isinstance(state.get("optimizer"), dict):
             state["optimizer"] = serialization.optimizer_from_config(state["optimizer"])
         if isinstance(state.get("learning_rate_schedule"), dict):
@@ -623,200 +541,21 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         return tags
 
 
-def _check_fitted_state(state):
-    """Refuse a saved state whose fitted attributes no fit could have made.
-
-    What a file holds is data, not an estimator: ``classes_`` as a list, a
-    structured, 2-D or NaN-holding array, a foreign random generator or a
-    history of strings would load and fail later, inside ``predict``.
-    """
-    if "classes_" in state:
-        classes = state["classes_"]
-        if not (
-            isinstance(classes, np.ndarray)
-            and classes.ndim == 1
-            and len(classes) >= 2
-            and classes.dtype.names is None
-            and classes.dtype.kind in "biufUO"
-        ):
-            raise UnsafeModelError(
-                f"the saved classes_ must be a 1-D array of at least 2 labels; got "
-                f"{type(classes).__name__} {_brief(classes)}."
-            )
-        if classes.dtype.kind == "O" and not all(
-            isinstance(c, str | Integral) for c in classes.tolist()
-        ):
-            raise UnsafeModelError(
-                f"the saved classes_ holds objects other than strings and integers: "
-                f"{_brief(classes)}."
-            )
-        if classes.dtype.kind == "f" and not np.isfinite(classes).all():
-            raise UnsafeModelError(
-                f"the saved classes_ holds NaN or infinite labels: {_brief(classes)}."
-            )
-        if len(np.unique(classes)) != len(classes) or (
-            classes.tolist() != sorted(classes.tolist())
-        ):
-            raise UnsafeModelError(
-                f"the saved classes_ must be sorted and distinct, as fit makes "
-                f"them; got {_brief(classes)}."
-            )
-    n_features = state.get("n_features_in_", 1)
-    if (
-        not isinstance(n_features, Integral)
-        or isinstance(n_features, bool)
-        or (n_features < 1)
-    ):
-        raise UnsafeModelError(
-            f"the saved n_features_in_ must be a positive integer; got "
-            f"{_brief(n_features)}."
-        )
-    if "_rng" in state and not isinstance(state["_rng"], np.random.RandomState):
-        raise UnsafeModelError(
-            f"the saved _rng must be a numpy RandomState; got "
-            f"{type(state['_rng']).__name__}."
-        )
-    history = state.get("history_", {})
-    if not isinstance(history, dict) or not all(
-        isinstance(key, str)
-        and isinstance(values, list)
-        and all(isinstance(v, Real) and not isinstance(v, bool) for v in values)
-        for key, values in history.items()
-    ):
-        raise UnsafeModelError(
-            f"the saved history_ must map metric names to lists of numbers; got "
-            f"{_brief(history)}."
-        )
-
-
-def _brief(value):
-    return shorten(repr(value))
-
-
-def _check_layers(hidden_layer_sizes, dropout):
-    """Validate the layer sizes and dropout rates; return them as tuples."""
-    sizes = hidden_layer_sizes
-    sizes = (sizes,) if np.isscalar(sizes) else tuple(sizes)
-    if not sizes or not all(
-        isinstance(s, Integral) and not isinstance(s, bool) and s > 0 for s in sizes
-    ):
-        raise ValueError(
-            f"hidden_layer_sizes must be positive integers, got {hidden_layer_sizes!r}."
-        )
-    rates = dropout
-    if np.isscalar(rates):
-        rates = (rates,) * len(sizes)
-    rates = tuple(rates)
-    if len(rates) != len(sizes):
-        raise ValueError(
-            f"dropout must be one float or one per hidden layer "
-            f"({len(sizes)}), got {dropout!r}."
-        )
-    if not all(isinstance(r, Real) and 0 <= r < 1 for r in rates):
-        raise ValueError(f"dropout rates must be in [0, 1), got {dropout!r}.")
-    return tuple(int(s) for s in sizes), tuple(float(r) for r in rates)
-
-
-def _check_unchanged(clf):
-    """Refuse to continue a network that ``clf``'s parameters no longer describe.
+def _check_unchanged(wanted, built):
+    """Refuse to continue a network that the parameters no longer describe.
 
     ``warm_start`` and :meth:`partial_fit` train the fitted ``model_``; a
     parameter changed since (``set_params``) would otherwise be reported
     by ``get_params`` but silently not used.
     """
-    from ._keras import network
-
-    hidden, rates = _check_layers(clf.hidden_layer_sizes, clf.dropout)
-    built = network.describe(clf.model_)
-    schedule = clf.learning_rate_schedule
-    wanted = {
-        "hidden_layer_sizes": hidden,
-        "dropout": rates,
-        "input_dropout": float(clf.input_dropout),
-        "activation": network.activation_name(clf.activation),
-        "alpha": float(clf.alpha),
-        "max_norm": None if clf.max_norm is None else float(clf.max_norm),
-        "optimizer": type(network.make_optimizer(clf.optimizer)).__name__,
-        "learning_rate_schedule": (
-            "constant"
-            if _is_name(schedule, "constant") or _is_name(schedule, "adaptive")
-            else "CosineDecay"
-            if _is_name(schedule, "cosine")
-            else type(schedule).__name__
-        ),
-    }
-    if isinstance(clf.optimizer, str):
-        wanted["momentum"] = float(clf.momentum)
-        if clf.momentum:
-            wanted["nesterovs_momentum"] = bool(clf.nesterovs_momentum)
-    # The adaptive schedule lowers the rate it started from, by design.
-    if clf.learning_rate is not None and not _is_name(schedule, "adaptive"):
-        wanted["learning_rate"] = float(clf.learning_rate)
-    # The network holds Keras's L2 factor, which depends on batch_size too.
-    built["alpha"] = 2.0 * built["l2"] * clf.batch_size
-    built["learning_rate_schedule"] = built["schedule"]
-    built["nesterovs_momentum"] = built["nesterov"]
-    for name, value in wanted.items():
-        found = built[name]
-        same = (
-            math.isclose(found, value, rel_tol=1e-6)
-            if isinstance(value, float) and isinstance(found, float)
-            else found == value
-        )
-        if not same:
-            raise ValueError(
-                f"{name} was changed since the network was built "
-                f"({found!r} in the fitted network, {value!r} now), but "
-                f"warm_start and partial_fit continue the fitted network. Set "
-                f"warm_start=False (or fit a new estimator) to build a new one."
-            )
-
-
-def _optimizer(clf):
-    """``clf.optimizer``, as an SGD with ``clf.momentum`` when that is set.
-
-    Like MLPClassifier's ``momentum``, it belongs to SGD: another optimizer
-    with a momentum would silently ignore it, so it is refused.
-    """
-    from ._keras import network
-
-    if not clf.momentum:
-        return clf.optimizer
-    is_sgd = isinstance(clf.optimizer, str) and (
-        type(network.make_optimizer(clf.optimizer)).__name__ == "SGD"
-    )
-    if not is_sgd:
+    for parameter, name, found, value in changes(wanted, built):
+        what = "" if name == parameter else f"{name} "
         raise ValueError(
-            f"momentum={clf.momentum!r} is SGD's: it needs optimizer='sgd', got "
-            f"optimizer={clf.optimizer!r}. Set momentum=0, or pass a Keras "
-            f"optimizer instance configured as you want it."
+            f"{parameter} was changed since the network was built "
+            f"({what}{found!r} in the fitted network, {value!r} now), but "
+            f"warm_start and partial_fit continue the fitted network. Set "
+            f"warm_start=False (or fit a new estimator) to build a new one."
         )
-    return network.make_optimizer(
-        clf.optimizer, momentum=clf.momentum, nesterov=clf.nesterovs_momentum
-    )
-
-
-def _is_name(value, name):
-    return isinstance(value, str) and value == name
-
-
-def _l2(alpha, batch_size):
-    """Keras's L2 factor for MLPClassifier's ``alpha``: 0.5 * alpha / batch."""
-    return 0.5 * float(alpha) / batch_size
-
-
-def _initial_rate(optimizer, learning_rate):
-    """``learning_rate``, else the optimizer's own default rate."""
-    from ._keras import network
-
-    if learning_rate is not None:
-        return float(learning_rate)
-    return float(network.make_optimizer(optimizer).get_config()["learning_rate"])
-
-
-def _n_validation(fraction, n_samples):
-    """How many of ``n_samples`` the validation split holds out."""
-    return math.ceil(fraction * n_samples) if fraction else 0
 
 
 def _sample_weights(sample_weight, class_weight, X, y, encoded, classes):
@@ -844,87 +583,34 @@ def _sample_weights(sample_weight, class_weight, X, y, encoded, classes):
     return weights
 
 
-def _validation_split(fraction, X, encoded, weights, seed):
-    """Hold out ``fraction`` of the samples, stratified when possible.
-
-    Returns the training ``(X, encoded, weights)`` and the validation
-    ``(X, encoded)``, or None without validation.
-    """
-    if not fraction:
-        return (X, encoded, weights), None
-    n_valid = _n_validation(fraction, len(X))
-    if n_valid >= len(X):
-        raise ValueError(
-            f"validation_fraction={fraction} leaves no "
-            f"training samples out of {len(X)}."
-        )
-    counts = np.bincount(encoded)
-    stratify = (
-        encoded
-        if counts[counts > 0].min() >= 2 and n_valid >= np.count_nonzero(counts)
-        else None
-    )
-    train_idx, valid_idx = train_test_split(
-        np.arange(len(X)), test_size=n_valid, random_state=seed, stratify=stratify
-    )
-    train_idx.sort()
-    train_weights = None if weights is None else weights[train_idx]
-    return (X[train_idx], encoded[train_idx], train_weights), (
-        X[valid_idx],
-        encoded[valid_idx],
-    )
-
-
-def _train(clf, model, train, validation, *, n_classes, epochs, history, shuffle_seed):
-    """Hand the engine ``clf``'s arrays and plain parameters; warn like sklearn.
-
-    ``history`` is what earlier calls trained (``warm_start``, ``partial_fit``):
-    the epoch count and the adaptive schedule go on from it.
-    """
+def _train(description, model, train, validation, **kwargs):
+    """Hand the engine the arrays and the plan; warn like scikit-learn."""
     from ._keras import training
 
+    plan = description.plan
     X, encoded, weights = train
-    adaptive = None
-    if _is_name(clf.learning_rate_schedule, "adaptive"):
-        monitor = training.monitored_metric(
-            validation is not None and clf.early_stopping
-        )
-        adaptive = training.AdaptiveRate(
-            monitor, clf.tol, previous=history.get(monitor, [])
-        )
     try:
         result = training.train(
             model,
             X,
             encoded,
             weights,
-            n_classes=n_classes,
+            plan=plan,
             validation=validation,
-            epochs=epochs,
-            initial_epoch=len(history.get("loss", [])),
-            # Like MLPClassifier, at most one batch of all samples (a huge
-            # batch_size would overflow the backend's shape arithmetic).
-            batch_size=min(clf.batch_size, len(X)),
-            shuffle_rng=np.random.default_rng(shuffle_seed) if clf.shuffle else None,
-            early_stopping=training.EarlyStopping(clf.tol, clf.n_iter_no_change)
-            if clf.early_stopping
-            else None,
-            adaptive_rate=adaptive,
-            record_learning_rate=not _is_name(clf.learning_rate_schedule, "constant"),
-            callbacks=clf.callbacks or (),
-            verbose=clf.verbose,
+            **kwargs,
         )
     except TrainingDivergedError as exc:
         raise TrainingDivergedError(
-            f"{exc}; try a lower learning_rate (got {clf.learning_rate!r}) or "
-            f"scaling the features to [0, 1] with MNISTFlattener."
+            f"{exc}; try a lower learning_rate (got "
+            f"{description.optimizer.learning_rate!r}) or scaling the features to "
+            f"[0, 1] with MNISTFlattener."
         ) from None
-    ran_to_the_end = not result.stopped_early and result.interrupted_epoch is None
-    if clf.early_stopping and ran_to_the_end:
+    if plan.early_stopping and not (
+        result.stopped_early or result.interrupted_epoch is not None
+    ):
         warnings.warn(
-            f"KerasMLPClassifier stopped after the maximum of {epochs} epochs "
-            f"while {training.monitored_metric(validation is not None)} was "
-            f"still improving; increase epochs.",
+            f"KerasMLPClassifier stopped after the maximum of {kwargs['epochs']} "
+            f"epochs while {plan.monitor} was still improving; increase epochs.",
             ConvergenceWarning,
             stacklevel=5,
         )
@@ -952,31 +638,6 @@ def _check_labels(y, classes, incremental):
             f"but the data contains only one class: {classes.tolist()[0]!r}."
         )
     return classes
-
-
-def _check_network_size(n_features, hidden, n_classes):
-    """Refuse a network whose weights alone would not fit in this machine's memory.
-
-    Keras would otherwise start to allocate it and fail in the backend after
-    a long wait, or take the machine's memory; this says which parameter.
-    """
-    import os
-
-    sizes = [n_features, *hidden, n_classes]
-    n_params = sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
-    # Weights, their gradients and up to two optimizer slots, in float32.
-    needed = 4 * 4 * n_params
-    try:
-        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):  # no sysconf (Windows)
-        return
-    if needed > available:
-        raise ValueError(
-            f"hidden_layer_sizes={tuple(hidden)} makes a network of {n_params:,} "
-            f"parameters for {n_features} features, needing about "
-            f"{needed / 2**30:,.0f} GiB to train; this machine has "
-            f"{available / 2**30:,.0f} GiB."
-        )
 
 
 @contextmanager

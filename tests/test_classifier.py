@@ -23,6 +23,7 @@ from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import Pipeline
 
 from sk_mnist import KerasMLPClassifier, MNISTFlattener
+from sk_mnist._description import changes
 from sk_mnist._keras.network import describe
 from sk_mnist.exceptions import TrainingDivergedError
 
@@ -570,7 +571,9 @@ def test_warm_start_refuses_a_network_whose_parameters_changed(
     for a, b in zip(weights, clf.model_.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
     clf.set_params(warm_start=False).fit(X[:500], y[:500])  # builds a new one
-    assert describe(clf.model_)[name] != before[name]
+    after = describe(clf.model_)
+    assert after != before
+    assert changes(after, before)[0][0] == name
 
 
 def test_negative_sample_or_class_weights_are_refused(small_mnist):

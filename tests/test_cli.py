@@ -422,6 +422,13 @@ def test_train_defaults_are_the_estimators_own():
     assert cli == KerasMLPClassifier(random_state=0).get_params()
 
 
+def test_the_model_card_names_a_cut_of_the_training_set_only_for_a_cut():
+    from sk_mnist.cli._report import training_data
+
+    assert training_data(60_000) == "MNIST's 60,000 training images"
+    assert training_data(3000) == "The first 3000 of MNIST's 60,000 training images"
+
+
 def test_the_model_card_describes_the_model(trained):
     out, _ = trained
     card = " ".join((out / "README.md").read_text().split())

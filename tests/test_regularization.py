@@ -41,8 +41,9 @@ def test_the_defaults_add_nothing(small_mnist):
     assert all(layer.kernel_constraint is None for layer in clf.model_.layers[::2])
     assert "learning_rate" not in clf.history_
     built = describe(clf.model_)
-    assert (built["l2"], built["max_norm"], built["input_dropout"]) == (0.0, None, 0.0)
-    assert built["schedule"] == "constant"
+    assert (built.network.l2, built.network.max_norm) == (0.0, None)
+    assert built.network.input_dropout == 0.0
+    assert built.optimizer.schedule == "constant"
 
 
 def test_the_penalty_is_alpha_over_the_batch_in_the_loss(small_mnist):
@@ -250,7 +251,7 @@ def test_a_grid_search_searches_them_and_clone_keeps_them(small_mnist):
         cv=2,
     ).fit(X[:400], y[:400])
     assert len(search.cv_results_["params"]) == 2
-    assert describe(search.best_estimator_.model_)["max_norm"] == 3.0
+    assert describe(search.best_estimator_.model_).network.max_norm == 3.0
     assert clone(KerasMLPClassifier(**REGULARIZED)).get_params() == (
         KerasMLPClassifier(**REGULARIZED).get_params()
     )

@@ -15,6 +15,8 @@ from typing import Any
 import keras
 import numpy as np
 
+from .._description import Description, Network, Optimizer
+
 # Keras's JAX trainer donates the model's state buffers to its compiled
 # functions, so a thread predicting while another predicts or trains with the
 # same model would read buffers the other has given away. On JAX, predictions
@@ -60,7 +62,9 @@ def build_network(
     ``784 -> Dense(512, relu) -> Dropout(0.2) -> Dense(512, relu) ->
     Dropout(0.2) -> Dense(10, softmax)`` with the defaults, compiled with
     categorical cross-entropy and accuracy. A Dropout layer is left out where
-    its rate is 0.
+    its rate is 0. The keywords make a :class:`~sk_mnist._description.Description`
+    for :func:`build`, which the estimator calls with its own; this spelling
+    is for use without the estimator (scikeras's ``model=``).
 
     Parameters
     ----------
@@ -94,7 +98,7 @@ def build_network(
     max_norm : float, default=None
         Keras's ``MaxNorm`` constraint on each hidden unit's incoming weights.
     schedule : keras.optimizers.schedules.LearningRateSchedule, default=None
-        The optimizer's learning rate as a schedule; replaces
+        The optimizer's learning rate as a schedule (copied); replaces
         ``learning_rate``.
 
     Returns
@@ -109,34 +113,78 @@ def build_network(
     >>> model.count_params()
     669706
     """
-    n_hidden = len(hidden_layer_sizes)
+    name, config = optimizer_defaults(optimizer)
+    rate = config["learning_rate"] if learning_rate is None else learning_rate
+    if schedule is not None:
+        rate = schedule.get_config().get("initial_learning_rate")
+    description = Description(
+        Network(
+            hidden_layer_sizes=tuple(int(units) for units in hidden_layer_sizes),
+            activation=activation_name(activation),
+            dropout=tuple(float(r) for r in dropout),
+            input_dropout=float(input_dropout),
+            l2=float(l2),
+            max_norm=max_norm,
+        ),
+        Optimizer(
+            optimizer=name,
+            learning_rate=None if rate is None else float(rate),
+            momentum=float(config.get("momentum", 0.0)),
+            nesterov=bool(config.get("nesterov", False)),
+            schedule="constant" if schedule is None else type(schedule).__name__,
+            source=optimizer,
+            schedule_source=schedule,
+        ),
+    )
+    return build(n_features, n_classes, description, seeds, input_seed=input_seed)
+
+
+def build(
+    n_features: int,
+    n_classes: int,
+    description: Description,
+    seeds: Sequence[int] | None = None,
+    *,
+    input_seed: int | None = None,
+):
+    """The compiled network ``description`` describes, seeded with ``seeds``.
+
+    ``seeds`` as in :func:`build_network`; the optimizer and its schedule
+    are made here from ``description.optimizer``, once.
+    """
+    layers_ = description.network
+    n_hidden = len(layers_.hidden_layer_sizes)
     if seeds is None:
         seeds = [None] * n_seeds(n_hidden)
     seeds = [None if s is None else int(s) for s in seeds]
     dense_seeds, dropout_seeds = seeds[: n_hidden + 1], seeds[n_hidden + 1 :]
 
     layers = [input_layer(n_features)]
-    if input_dropout > 0:
-        layers.append(dropout_layer(float(input_dropout), input_seed, "input_dropout"))
-    for i, (units, rate) in enumerate(zip(hidden_layer_sizes, dropout, strict=True)):
+    if layers_.input_dropout > 0:
+        layers.append(dropout_layer(layers_.input_dropout, input_seed, "input_dropout"))
+    for i, (units, rate) in enumerate(
+        zip(layers_.hidden_layer_sizes, layers_.dropout, strict=True)
+    ):
         layers.append(
             dense_layer(
-                int(units),
-                activation,
+                units,
+                layers_.activation,
                 dense_seeds[i],
                 f"dense_{i}",
-                l2=l2,
-                max_norm=max_norm,
+                l2=layers_.l2,
+                max_norm=layers_.max_norm,
             )
         )
         if rate > 0:
-            layers.append(dropout_layer(float(rate), dropout_seeds[i], f"dropout_{i}"))
+            layers.append(dropout_layer(rate, dropout_seeds[i], f"dropout_{i}"))
     layers.append(
-        dense_layer(n_classes, "softmax", dense_seeds[n_hidden], "output", l2=l2)
+        dense_layer(
+            n_classes, "softmax", dense_seeds[n_hidden], "output", l2=layers_.l2
+        )
     )
     model = keras.Sequential(layers, name="mlp")
     model.compile(
-        optimizer=make_optimizer(optimizer, schedule or learning_rate),
+        optimizer=make_optimizer(description.optimizer),
         loss="categorical_crossentropy",
         metrics=["accuracy"],
     )
@@ -181,32 +229,11 @@ def dropout_layer(rate: float, seed: int | None, name: str):
     return keras.layers.Dropout(rate, seed=seed, name=name)
 
 
-def make_optimizer(
-    optimizer: Any,
-    learning_rate: float | None = None,
-    *,
-    momentum: float | None = None,
-    nesterov: bool = False,
-):
-    """A fresh Keras optimizer from a name or an instance.
+def optimizer_defaults(optimizer: Any) -> tuple[str, dict]:
+    """Keras's class name and config of an optimizer given by name or instance.
 
-    Parameters
-    ----------
-    optimizer : str or keras.optimizers.Optimizer
-        ``"rmsprop"``, ``"sgd"``, ``"adam"``... or an optimizer instance, which
-        is copied through its config (its state is not carried over).
-    learning_rate : float or LearningRateSchedule, default=None
-        Replaces the learning rate of the config when given.
-    momentum : float, default=None
-        Replaces the config's ``momentum`` (and ``nesterov``) when given: for
-        optimizers that have them, such as SGD.
-    nesterov : bool, default=False
-        Nesterov's momentum, with ``momentum``.
-
-    Returns
-    -------
-    keras.optimizers.Optimizer
-        A new optimizer that no other model uses.
+    Raises a ValueError naming ``optimizer`` when Keras has no optimizer of
+    that name, and a TypeError for anything but a name or an instance.
     """
     if isinstance(optimizer, str):
         try:
@@ -225,41 +252,45 @@ def make_optimizer(
             f"optimizer must be a str or a keras.optimizers.Optimizer, got "
             f"{type(optimizer).__name__}: {optimizer!r}."
         )
+    return type(template).__name__, template.get_config()
+
+
+def make_optimizer(description: Optimizer):
+    """The one Keras optimizer of a fit, made from its description.
+
+    A new object that no other model uses: an instance given as the
+    parameter is copied through its config (its state is not carried over),
+    and so is a schedule instance; ``"CosineDecay"`` decays the starting
+    rate to 0 over ``decay_steps`` steps. The adaptive rate is a plain rate
+    that a callback lowers (see :mod:`.training`).
+    """
+    source = description.source
+    template = keras.optimizers.get(source) if isinstance(source, str) else source
     config = template.get_config()
-    if isinstance(learning_rate, keras.optimizers.schedules.LearningRateSchedule):
-        config["learning_rate"] = learning_rate
-    elif learning_rate is not None:
-        config["learning_rate"] = float(learning_rate)
-    if momentum is not None:
-        config.update(momentum=float(momentum), nesterov=bool(nesterov))
+    if description.schedule_source is not None:
+        schedule = description.schedule_source
+        config["learning_rate"] = type(schedule).from_config(schedule.get_config())
+    elif description.schedule == "CosineDecay":
+        config["learning_rate"] = keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=description.learning_rate,
+            decay_steps=description.decay_steps,
+        )
+    else:
+        config["learning_rate"] = description.learning_rate
+    if "momentum" in config:
+        config["momentum"] = description.momentum
+    if "nesterov" in config:
+        config["nesterov"] = description.nesterov
     return type(template).from_config(config)
 
 
-SCHEDULES = ("constant", "cosine", "adaptive")
-
-
-def make_schedule(schedule, learning_rate: float, decay_steps: int):
-    """The learning-rate schedule object for ``schedule``, or None for a constant.
-
-    ``"cosine"`` decays from ``learning_rate`` to 0 over ``decay_steps``
-    steps (Keras's ``CosineDecay``); ``"constant"`` and ``"adaptive"`` keep a
-    plain rate (the adaptive one is lowered by a callback, see
-    :mod:`.training`); a ``LearningRateSchedule`` instance is copied through
-    its config, so the caller's object is never used by a model.
-    """
-    if isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
-        return type(schedule).from_config(schedule.get_config())
-    if schedule == "cosine":
-        return keras.optimizers.schedules.CosineDecay(
-            initial_learning_rate=float(learning_rate),
-            decay_steps=max(1, int(decay_steps)),
+def check_schedule(schedule) -> None:
+    """Raise a ValueError unless ``schedule`` is a Keras LearningRateSchedule."""
+    if not isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
+        raise ValueError(
+            f"learning_rate_schedule must be one of ('constant', 'cosine', "
+            f"'adaptive') or a Keras LearningRateSchedule, got {schedule!r}."
         )
-    if schedule in ("constant", "adaptive"):
-        return None
-    raise ValueError(
-        f"learning_rate_schedule must be one of {SCHEDULES} or a Keras "
-        f"LearningRateSchedule, got {schedule!r}."
-    )
 
 
 def backend_name() -> str:
@@ -267,15 +298,14 @@ def backend_name() -> str:
     return keras.backend.backend()
 
 
-def describe(model) -> dict:
-    """What a network built by :func:`build_network` was built with.
+def describe(model) -> Description:
+    """What a network built by :func:`build` was built with, as a description.
 
-    The hidden layer sizes, their dropout rates (0 where no Dropout layer
-    follows), the input dropout, the hidden activation's name, the L2
-    penalty and max-norm of the kernels, the optimizer's class name and
-    momentum (0 and False for optimizers without one), the learning-rate
-    schedule's class name (``"constant"`` for a plain rate)
-    and the initial learning rate: what ``warm_start`` must not see change.
+    The layers are read from the model; the optimizer's class name, momentum
+    (0 and False for optimizers without one), the schedule's class name
+    (``"constant"`` for a plain rate) and the rate it starts from. The
+    estimator compares it with the description of its parameters before it
+    continues a network (``warm_start``, ``partial_fit``).
     """
     hidden, rates, activation, input_rate = [], [], None, 0.0
     l2, max_norm = 0.0, None
@@ -301,19 +331,24 @@ def describe(model) -> dict:
     else:
         schedule = "constant"
         initial = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
-    return {
-        "hidden_layer_sizes": tuple(hidden),
-        "dropout": tuple(rates),
-        "input_dropout": input_rate,
-        "activation": activation,
-        "l2": l2,
-        "max_norm": max_norm,
-        "optimizer": type(model.optimizer).__name__,
-        "momentum": float(config.get("momentum", 0.0)),
-        "nesterov": bool(config.get("nesterov", False)),
-        "schedule": schedule,
-        "learning_rate": initial,
-    }
+    return Description(
+        Network(
+            hidden_layer_sizes=tuple(hidden),
+            activation=activation,
+            dropout=tuple(rates),
+            input_dropout=input_rate,
+            l2=l2,
+            max_norm=max_norm,
+        ),
+        Optimizer(
+            optimizer=type(model.optimizer).__name__,
+            learning_rate=None if initial is None else float(initial),
+            momentum=float(config.get("momentum", 0.0)),
+            nesterov=bool(config.get("nesterov", False)),
+            schedule=schedule,
+            source=model.optimizer,
+        ),
+    )
 
 
 def dense_layers(model) -> list:

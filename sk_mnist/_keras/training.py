@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import keras
 import numpy as np
 
+from .._description import TrainingPlan
 from ..exceptions import TrainingDivergedError
 from . import network
 
@@ -146,14 +147,6 @@ class RecordLearningRate(keras.callbacks.Callback):
 
 
 @dataclass
-class EarlyStopping:
-    """When to stop: ``patience`` epochs without an improvement of ``min_delta``."""
-
-    min_delta: float
-    patience: int
-
-
-@dataclass
 class TrainingResult:
     """What :func:`train` did.
 
@@ -178,19 +171,15 @@ def train(
     y,
     sample_weight=None,
     *,
+    plan: TrainingPlan,
     n_classes,
     validation=None,
-    epochs,
-    initial_epoch=0,
-    batch_size,
-    shuffle_rng=None,
-    early_stopping=None,
-    adaptive_rate=None,
-    record_learning_rate=False,
+    epochs=None,
+    history=None,
+    shuffle_seed=None,
     callbacks=(),
-    verbose=0,
 ) -> TrainingResult:
-    """Train ``model`` for ``epochs`` epochs on labels encoded as 0..n_classes-1.
+    """Train ``model`` as ``plan`` says, on labels encoded as 0..n_classes-1.
 
     Parameters
     ----------
@@ -202,30 +191,23 @@ def train(
         Class indices, one-hot encoded here for the cross-entropy.
     sample_weight : ndarray of shape (n_samples,), default=None
         Weight of each sample in the loss.
+    plan : TrainingPlan
+        Batches, shuffling, early stopping, the adaptive rate, the history's
+        learning rate, the user's callbacks (deep-copied, never mutated) and
+        the verbosity.
     n_classes : int
         Units of the network's output.
     validation : tuple of (ndarray, ndarray), default=None
         Inputs and class indices scored after each epoch.
-    epochs : int
-        Epochs to train in this call.
-    initial_epoch : int, default=0
-        Epochs trained before (by an earlier call), for the epoch numbers.
-    batch_size : int
-        Samples per gradient step.
-    shuffle_rng : numpy.random.Generator, default=None
-        Permutes the data before each epoch; ``None`` keeps their order.
-    early_stopping : EarlyStopping, default=None
-        Stop when the monitored metric (``val_accuracy`` with validation data,
-        else ``loss``) stops improving, restoring the best weights.
-    adaptive_rate : AdaptiveRate, default=None
-        Lower the learning rate when the monitored metric stops improving.
-    record_learning_rate : bool, default=False
-        Record the rate each epoch started with as ``learning_rate`` in the
-        history.
+    epochs : int, default=None
+        Epochs to train in this call (``plan.epochs`` when None).
+    history : dict of str to list of float, default=None
+        What earlier calls trained (``warm_start``, ``partial_fit``): the
+        epoch numbers and the adaptive rate's count go on from it.
+    shuffle_seed : int, default=None
+        Seeds the permutation of each epoch when ``plan.shuffle``.
     callbacks : sequence of keras.callbacks.Callback, default=()
-        The user's callbacks; deep-copied, never mutated.
-    verbose : {0, 1, 2}, default=0
-        0 silent, 1 a progress bar, 2 one line per epoch.
+        The estimator's own callbacks, used as they are (not copied).
 
     Returns
     -------
@@ -236,35 +218,41 @@ def train(
     TrainingDivergedError
         The loss became NaN or infinite; the message names the epoch.
     """
+    history = history or {}
+    epochs = plan.epochs if epochs is None else epochs
+    initial_epoch = len(history.get("loss", []))
+    # Like MLPClassifier, at most one batch of all samples (a huge batch_size
+    # would overflow the backend's shape arithmetic).
+    batch_size = min(plan.batch_size, len(X))
     one_hot = np.eye(n_classes, dtype=np.float32)
-    Y = one_hot[y]
     validation_data = (
         None if validation is None else (validation[0], one_hot[validation[1]])
     )
-    history = keras.callbacks.History()
+    recorder = keras.callbacks.History()
     ctrl_c = StopOnCtrlC()
     callback_list = SpanningCallbackList(
         [
             keras.callbacks.TerminateOnNaN(),
             ctrl_c,
-            *_early_stopping(early_stopping, validation_data, verbose),
-            *([adaptive_rate] if adaptive_rate is not None else []),
-            *copy.deepcopy(list(callbacks)),
-            *([RecordLearningRate()] if record_learning_rate else []),
-            history,
+            *_internal_callbacks(plan, history),
+            *copy.deepcopy(list(plan.callbacks)),
+            *callbacks,
+            *([RecordLearningRate()] if plan.record_learning_rate else []),
+            recorder,
         ],
-        add_progbar=verbose != 0,
+        add_progbar=plan.verbose != 0,
         model=model,
-        verbose=verbose,
+        verbose=plan.verbose,
         epochs=initial_epoch + epochs,
         steps=math.ceil(len(X) / batch_size),
     )
+    shuffle_rng = np.random.default_rng(shuffle_seed) if plan.shuffle else None
     data = (
-        (X, Y, sample_weight)
+        (X, one_hot[y], sample_weight)
         if shuffle_rng is None
-        else _as_tensors(X, Y, sample_weight)
+        else _as_tensors(X, one_hot[y], sample_weight)
     )
-    result = TrainingResult(history=history.history)
+    result = TrainingResult(history=recorder.history)
     epoch = initial_epoch
     with network.backend_lock(), ctrl_c.handling_sigint():
         callback_list.begin()
@@ -279,7 +267,7 @@ def train(
                     validation_data=validation_data,
                     callbacks=callback_list,
                 )
-                _check_finite(history.history, epoch, epoch + 1 - initial_epoch)
+                _check_finite(recorder.history, epoch, epoch + 1 - initial_epoch)
                 if ctrl_c.requested:
                     result.interrupted_epoch = epoch
                     break
@@ -291,6 +279,26 @@ def train(
         finally:
             callback_list.end()
     return result
+
+
+def _internal_callbacks(plan, history):
+    """Early stopping and the adaptive rate, both watching ``plan.monitor``."""
+    found = []
+    if plan.early_stopping:
+        found.append(
+            keras.callbacks.EarlyStopping(
+                monitor=plan.monitor,
+                min_delta=plan.tol,
+                patience=plan.n_iter_no_change,
+                restore_best_weights=True,
+                verbose=int(plan.verbose > 0),
+            )
+        )
+    if plan.adaptive:
+        found.append(
+            AdaptiveRate(plan.monitor, plan.tol, previous=history.get(plan.monitor, []))
+        )
+    return found
 
 
 def run_epoch(
@@ -338,25 +346,6 @@ def _as_tensors(X, Y, sample_weight):
         convert(Y),
         None if sample_weight is None else convert(sample_weight),
     )
-
-
-def _early_stopping(spec, validation_data, verbose):
-    if spec is None:
-        return []
-    return [
-        keras.callbacks.EarlyStopping(
-            monitor=monitored_metric(validation_data is not None),
-            min_delta=spec.min_delta,
-            patience=spec.patience,
-            restore_best_weights=True,
-            verbose=int(verbose > 0),
-        )
-    ]
-
-
-def monitored_metric(validating: bool) -> str:
-    """The metric early stopping watches: validation accuracy, else the loss."""
-    return "val_accuracy" if validating else "loss"
 
 
 def _check_finite(history, epoch, n_expected):

@@ -241,10 +241,15 @@ def pipeline(args, verbose):
 
 
 def check_estimator(clf, origin):
-    """Validate every parameter of ``clf`` for 784 pixels and 10 digits."""
+    """Validate every parameter of ``clf`` for 784 pixels and 10 digits.
+
+    By making the description the engine would build the network from, so
+    the command line accepts exactly what ``fit`` accepts.
+    """
+    from .._description import from_params
+
     try:
-        clf._validate_params()
-        clf._check_params(n_features=784, n_classes=10)
+        from_params(clf.get_params(), n_features=784, n_classes=10, validate=True)
     except ValueError as exc:
         raise CommandError(f"{origin}: {one_line(exc)}") from None
 

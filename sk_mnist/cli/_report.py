@@ -100,6 +100,17 @@ def save_search_plot(search, grid, out):
     plt.close("all")
 
 
+#: The size of MNIST's training set.
+MNIST_TRAIN_SIZE = 60_000
+
+
+def training_data(n_train):
+    """What the card says a model was trained on: all of MNIST's, or a cut."""
+    if n_train == MNIST_TRAIN_SIZE:
+        return "MNIST's 60,000 training images"
+    return f"The first {n_train} of MNIST's 60,000 training images"
+
+
 def model_card(pipe, metrics, y_test, predicted, pictures):
     """A skops model card: parameters, data, metrics, pictures, provenance."""
     import pandas as pd
@@ -124,8 +135,8 @@ def model_card(pipe, metrics, y_test, predicted, pictures):
                 "sk-mnist pipeline (`MNISTFlattener` + `KerasMLPClassifier`). " + state
             ),
             "Training data": (
-                f"The first {metrics['n_train']} of MNIST's 60,000 training "
-                f"images (Y. LeCun, C. Cortes, C. J. C. Burges; CC BY-SA 3.0)."
+                f"{training_data(metrics['n_train'])} (Y. LeCun, C. Cortes, "
+                f"C. J. C. Burges; CC BY-SA 3.0)."
             ),
             "Evaluation data": f"MNIST's {metrics['n_test']} test images.",
             "How it was made": (

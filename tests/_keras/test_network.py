@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import keras
 import numpy as np
 import pytest
 
+from sk_mnist._description import Description, Network, Optimizer, changes
 from sk_mnist._keras import network
 
 
@@ -54,7 +57,7 @@ def test_the_same_seeds_give_the_same_weights_and_others_do_not():
 
 def test_an_optimizer_instance_is_copied_and_its_rate_replaced():
     given = keras.optimizers.SGD(learning_rate=0.1, momentum=0.9)
-    made = network.make_optimizer(given, learning_rate=0.003)
+    made = network.make_optimizer(Optimizer("SGD", 0.003, momentum=0.9, source=given))
     assert made is not given
     assert made.get_config()["momentum"] == pytest.approx(0.9)
     assert float(made.learning_rate) == pytest.approx(0.003)
@@ -75,7 +78,7 @@ def test_an_optimizer_instance_is_copied_and_its_rate_replaced():
 )
 def test_bad_optimizers_are_named(optimizer, error, message):
     with pytest.raises(error, match=message):
-        network.make_optimizer(optimizer)
+        network.optimizer_defaults(optimizer)
 
 
 def test_an_unknown_activation_is_named():
@@ -86,29 +89,19 @@ def test_an_unknown_activation_is_named():
 
 
 def test_describe_reads_back_what_the_network_was_built_with():
-    model = network.build_network(
-        20,
-        3,
-        hidden_layer_sizes=(8, 4),
-        activation="tanh",
-        dropout=(0.0, 0.5),
-        optimizer=network.make_optimizer("sgd", momentum=0.9, nesterov=True),
-        learning_rate=0.05,
-        seeds=range(5),
+    wanted = Description(
+        Network((8, 4), "tanh", (0.0, 0.5)),
+        Optimizer("SGD", 0.05, momentum=0.9, nesterov=True, source="sgd"),
     )
-    assert network.describe(model) == {
-        "hidden_layer_sizes": (8, 4),
-        "dropout": (0.0, 0.5),
-        "input_dropout": 0.0,
-        "activation": "tanh",
-        "l2": 0.0,
-        "max_norm": None,
-        "optimizer": "SGD",
-        "momentum": pytest.approx(0.9),
-        "nesterov": True,
-        "schedule": "constant",
-        "learning_rate": pytest.approx(0.05),
-    }
+    built = network.describe(network.build(20, 3, wanted, seeds=range(5)))
+    assert changes(wanted, built) == []
+    assert built.network == wanted.network
+    assert built.optimizer.learning_rate == pytest.approx(0.05)
+    smaller = replace(wanted, network=Network((8,), "tanh", (0.0,)))
+    assert [change[0] for change in changes(smaller, built)] == [
+        "hidden_layer_sizes",
+        "dropout",
+    ]
     regularized = network.build_network(
         20,
         3,
@@ -120,11 +113,24 @@ def test_describe_reads_back_what_the_network_was_built_with():
         input_seed=7,
         l2=0.01,
         max_norm=3.0,
-        schedule=network.make_schedule("cosine", 0.05, 100),
+        schedule=keras.optimizers.schedules.CosineDecay(0.05, 100),
     )
     built = network.describe(regularized)
-    assert (built["input_dropout"], built["l2"], built["max_norm"]) == (0.2, 0.01, 3.0)
-    assert (built["schedule"], built["learning_rate"]) == ("CosineDecay", 0.05)
+    assert built.network == Network((8,), "relu", (0.0,), 0.2, 0.01, 3.0)
+    assert (built.optimizer.schedule, built.optimizer.learning_rate) == (
+        "CosineDecay",
+        0.05,
+    )
+
+
+def test_one_optimizer_is_made_from_the_description_with_its_schedule():
+    made = network.make_optimizer(
+        Optimizer("SGD", 0.2, schedule="CosineDecay", source="sgd", decay_steps=10)
+    )
+    rate = made.get_config()["learning_rate"]
+    assert rate["class_name"] == "CosineDecay"
+    assert rate["config"]["decay_steps"] == 10
+    assert rate["config"]["initial_learning_rate"] == pytest.approx(0.2)
 
 
 def test_dense_layers_are_the_whole_network_at_inference():

@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import pytest
 
+from sk_mnist._description import TrainingPlan
 from sk_mnist._keras import network, training
 from sk_mnist.exceptions import TrainingDivergedError
 
@@ -22,9 +23,11 @@ def _model(**kwargs):
     return network.build_network(20, 3, **{**params, **kwargs})
 
 
-def _train(model, X, y, **kwargs):
-    params = dict(n_classes=3, epochs=3, batch_size=32)
-    return training.train(model, X, y, **{**params, **kwargs})
+def _train(model, X, y, *, plan=(), **kwargs):
+    plan = TrainingPlan(
+        **{"epochs": 3, "batch_size": 32, "shuffle": False, **dict(plan)}
+    )
+    return training.train(model, X, y, plan=plan, **{"n_classes": 3, **kwargs})
 
 
 class _Record(keras.callbacks.Callback):
@@ -51,7 +54,7 @@ def test_callbacks_see_one_run_of_many_epochs_and_the_users_are_copied():
     X, y = _data()
     recorder = _Record()
     model = _model()
-    result = _train(model, X, y, callbacks=[recorder], epochs=3)
+    result = _train(model, X, y, plan={"callbacks": (recorder,)}, epochs=3)
     assert recorder.calls == []  # deep-copied: the user's object is untouched
     assert len(result.history["loss"]) == 3
 
@@ -62,14 +65,16 @@ def test_callbacks_see_one_run_of_many_epochs_and_the_users_are_copied():
             super().on_train_end(logs)
             seen.extend(self.calls)
 
-    _train(model, X, y, callbacks=[Spy()], epochs=2, initial_epoch=3)
+    _train(model, X, y, callbacks=[Spy()], epochs=2, history=result.history)
     assert seen == ["begin", 3, 4, "end"]
 
 
 def test_shuffling_is_seeded_and_no_rng_keeps_the_order():
     X, y = _data()
     runs = [
-        _train(_model(), X, y, shuffle_rng=np.random.default_rng(seed)).history["loss"]
+        _train(_model(), X, y, plan={"shuffle": True}, shuffle_seed=seed).history[
+            "loss"
+        ]
         for seed in (1, 1, 2)
     ]
     assert runs[0] == runs[1]
@@ -92,7 +97,7 @@ def test_early_stopping_stops_and_says_so():
         X,
         y,
         epochs=30,
-        early_stopping=training.EarlyStopping(min_delta=1.0, patience=1),
+        plan={"early_stopping": True, "tol": 1.0, "n_iter_no_change": 1},
     )
     assert result.stopped_early
     assert len(result.history["loss"]) < 30
@@ -115,8 +120,10 @@ def test_ctrl_c_ends_training_with_the_epoch_reached():
     result = _train(_model(), X, y, callbacks=[Interrupt()], epochs=5)
     assert result.interrupted_epoch == 1
     assert len(result.history["loss"]) == 1
-    assert training.monitored_metric(True) == "val_accuracy"
-    assert training.monitored_metric(False) == "loss"
+    assert TrainingPlan(early_stopping=True, validation_fraction=0.1).monitor == (
+        "val_accuracy"
+    )
+    assert TrainingPlan(validation_fraction=0.1).monitor == "loss"
 
 
 def test_a_real_sigint_stops_at_the_next_batch_and_restores_the_handler():
