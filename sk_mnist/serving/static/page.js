@@ -125,3 +125,119 @@ document.getElementById("clear").addEventListener("click", () => {
 });
 
 setUpPen();
+
+// Which pixels decided: with the toggle on, each stroke's end also asks
+// /explain for the occlusion map of the digit as the server reads it (28x28,
+// cropped to its ink, scaled to a 20-pixel box, centred by mass at pixel 14),
+// and draws it over the drawing: the map's pixel (u, v) is placed where the
+// drawing's own centre of mass and ink box put it.
+const mapCanvas = document.getElementById("map");
+const mapContext = mapCanvas.getContext("2d");
+const mapToggle = document.getElementById("explain");
+let explainedVersion = -1;
+let mapsShown = 0;
+
+function inkGeometry() {
+  // The drawing's centre of mass (alpha-weighted, in pixel indices) and the
+  // longer side of its ink box, as the server's reader finds them.
+  const { width, height } = canvas;
+  const pixels = context.getImageData(0, 0, width, height).data;
+  let total = 0, sumX = 0, sumY = 0;
+  let top = height, bottom = -1, left = width, right = -1;
+  for (let y = 0; y < height; y += 1) {
+    for (let x = 0; x < width; x += 1) {
+      const alpha = pixels[4 * (y * width + x) + 3];
+      if (alpha === 0) continue;
+      total += alpha;
+      sumX += alpha * x;
+      sumY += alpha * y;
+      if (alpha > 0.05 * 255) {
+        top = Math.min(top, y); bottom = Math.max(bottom, y);
+        left = Math.min(left, x); right = Math.max(right, x);
+      }
+    }
+  }
+  if (bottom < 0) return null;
+  const side = Math.max(bottom - top + 1, right - left + 1);
+  return { x: sumX / total, y: sumY / total, scale: 20 / side };
+}
+
+function clearMap() {
+  mapContext.clearRect(0, 0, mapCanvas.width, mapCanvas.height);
+}
+
+function drawMap(attributions, geometry) {
+  const size = attributions.length;
+  const largest = Math.max(...attributions.flat().map(Math.abs)) || 1;
+  const small = document.createElement("canvas");
+  small.width = small.height = size;
+  const image = small.getContext("2d").createImageData(size, size);
+  attributions.flat().forEach((value, i) => {
+    const [r, g, b] = value > 0 ? [215, 48, 39] : [33, 102, 172];
+    image.data.set([r, g, b, Math.round(255 * Math.min(1, Math.abs(value) / largest))], 4 * i);
+  });
+  small.getContext("2d").putImageData(image, 0, 0);
+  mapCanvas.width = canvas.width;
+  mapCanvas.height = canvas.height;
+  clearMap();
+  mapContext.imageSmoothingEnabled = false;
+  const centre = (size / 2) + 0.5; // the reader's centre, 14, plus half a pixel
+  mapContext.drawImage(
+    small,
+    geometry.x + 0.5 - centre / geometry.scale,
+    geometry.y + 0.5 - centre / geometry.scale,
+    size / geometry.scale,
+    size / geometry.scale
+  );
+  mapsShown += 1;
+  mapCanvas.dataset.shown = String(mapsShown);
+}
+
+function explain(version) {
+  const geometry = inkGeometry();
+  if (geometry === null) return;
+  explainedVersion = version;
+  canvas.toBlob(async (blob) => {
+    try {
+      const response = await fetch("/explain", {
+        method: "POST",
+        headers: { "Content-Type": "image/png" },
+        body: blob,
+      });
+      const answer = await response.json();
+      if (version !== drawingVersion || !mapToggle.checked) return; // stale
+      if (!response.ok) {
+        statusLine.textContent = answer.error || `The server answered ${response.status}.`;
+        return;
+      }
+      drawMap(answer.attributions, geometry);
+    } catch (error) {
+      if (version === drawingVersion) {
+        statusLine.textContent = `The server could not be reached (${error.message}).`;
+      }
+    }
+  }, "image/png");
+}
+
+function explainIfNew() {
+  if (mapToggle.checked && !drawing && drawingVersion !== explainedVersion) {
+    explain(drawingVersion);
+  }
+}
+canvas.addEventListener("pointerup", explainIfNew);
+canvas.addEventListener("pointercancel", explainIfNew);
+
+mapToggle.addEventListener("change", () => {
+  mapCanvas.hidden = !mapToggle.checked;
+  if (mapToggle.checked) {
+    explainedVersion = -1;
+    explainIfNew();
+  } else {
+    clearMap();
+  }
+});
+
+document.getElementById("clear").addEventListener("click", () => {
+  explainedVersion = drawingVersion; // nothing to explain on blank paper
+  clearMap();
+});
