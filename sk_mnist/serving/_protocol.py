@@ -187,8 +187,8 @@ def read_infer_request(
     request = _decode(header, with_header=header_length is not None)
     return _read(
         request,
+        header,
         tail,
-        header=header,
         input_name=input_name,
         image_shape=image_shape,
         max_images=max_images,
@@ -323,7 +323,7 @@ def _not_json(header, exc, with_header):
     return f"{what} is not valid JSON ({shorten(exc, 120)})"
 
 
-def _read(request, tail, *, header, input_name, image_shape, max_images):
+def _read(request, header, tail, *, input_name, image_shape, max_images):
     if not isinstance(request, dict):
         raise RequestError(
             f"expected a JSON object with 'inputs'; got {_type(request)}"
@@ -372,7 +372,7 @@ def _read(request, tail, *, header, input_name, image_shape, max_images):
                 f"has no parameters.binary_data_size; expected the JSON alone, or "
                 f"the input's size in bytes there"
             )
-        values = _json_values(tensor.get("data"), datatype, size, header)
+        values = _json_values(tensor.get("data"), datatype, size, request, header)
     images = _pixels(values, datatype)
     return InferRequest(images.reshape(n, *image_shape), identifier, outputs)
 
@@ -453,25 +453,25 @@ def _binary_values(tail, declared, datatype, size):
     return np.frombuffer(tail, dtype=dtype)
 
 
-def _json_values(data, datatype, size, header):
+def _json_values(data, datatype, size, request, header):
     """The input's ``data`` as a flat array of numbers (not yet checked)."""
     if not isinstance(data, list):
         raise RequestError(f"expected 'data' to be a list; got {_brief(data)}")
-    try:
-        # numpy reads a list of Python ints as int64, of floats as float64;
-        # a ragged list or one over 64 levels deep is a ValueError.
-        values = np.asarray(data)
-    except (ValueError, TypeError, OverflowError):
-        values = None
-    if values is None or values.dtype.kind not in "iufb":
+    if _no_text_in(data, request, header):
+        values = _numbers(data)
+    else:
+        types = _leaf_types(data)
+        if bool in types:  # numpy would read [true, 2] as [1, 2]
+            raise RequestError(
+                f"expected 'data' to hold {datatype} numbers; got true or false "
+                f"among them: {_brief(data)}"
+            )
+        values = _numbers(data, types) if types <= {int, float} else None
+    # Nested at most as deep as the deepest shape, [n, h, w, 1].
+    if values is None or values.dtype.kind not in "iuf" or values.ndim > 4:
         raise RequestError(
             f"expected 'data' to hold {datatype} numbers (flat or nested lists of "
             f"equal length); got {_brief(data)}"
-        )
-    if values.dtype.kind == "b" or _holds_booleans(data, values.ndim, header):
-        raise RequestError(
-            f"expected 'data' to hold {datatype} numbers; got true or false among "
-            f"them: {_brief(data)}"
         )
     if values.size != size:
         raise RequestError(
@@ -480,24 +480,73 @@ def _json_values(data, datatype, size, header):
     return values.ravel()
 
 
-def _holds_booleans(data, ndim, header):
-    """Whether a rectangular ``data`` of ``ndim`` levels holds a JSON true/false.
+def _numbers(data, types=None):
+    """``data`` as an array, or None if its lists are ragged or too deep.
 
-    numpy reads ``[true, 2]`` as ``[1, 2]``, and looking at each value's type
-    costs almost as much as numpy's reading. The words ``true`` and ``false``
-    appear verbatim in the JSON, so a body holding neither an ``r`` nor an
-    ``f`` (a byte search, which the usual body of keys and digits passes)
-    holds no boolean; then neither word; only the others are walked, level
-    by level in C (``chain``, ``map``), never recursively.
+    Only for ``data`` known to hold no string (of which numpy would make an
+    array of strings as long as the longest one) and no boolean. Told the
+    ``types`` of its values, numpy reads them in one pass; integers past
+    int64 (orjson reads up to 2**64 - 1) are then an OverflowError.
     """
-    if (b"r" not in header and b"f" not in header) or (
-        b"true" not in header and b"false" not in header
-    ):
+    dtype = None if types is None else np.float64 if float in types else np.int64
+    try:
+        try:
+            return np.asarray(data, dtype=dtype)
+        except OverflowError:
+            return np.asarray(data, dtype=np.float64)
+    except ValueError:
+        return None
+
+
+def _no_text_in(data, request, header):
+    """Whether ``data`` surely holds no string and no true/false, from the bytes.
+
+    Looking at each value's type costs about as much as numpy's reading of
+    them, and the JSON text tells it at once for the usual body. ``true`` and
+    ``false`` hold an ``r`` or an ``f``, which no number and none of the usual
+    keys do. Each string of JSON text is two ``"`` (a ``"`` inside one is
+    escaped: one more), so a body with twice as many as the strings and keys
+    of the request outside ``data`` has none in ``data`` (duplicate keys,
+    which orjson reads as one, only make the count larger). The request
+    outside ``data`` is walked without recursion and only while small.
+    """
+    if b"r" in header or b"f" in header:
         return False
-    flat = data
-    for _ in range(ndim - 1):
-        flat = itertools.chain.from_iterable(flat)
-    return bool in set(map(type, flat))
+    strings, stack, budget = 0, [request], 256
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            strings += 1
+        elif isinstance(node, (dict, list)):
+            budget -= len(node)
+            if budget < 0:
+                return False
+            if isinstance(node, dict):
+                strings += len(node)
+                stack.extend(value for value in node.values() if value is not data)
+            else:
+                stack.extend(node)
+    return header.count(b'"') == 2 * strings
+
+
+def _leaf_types(data, depth=4):
+    """The types of the values ``data`` holds at its innermost level of lists.
+
+    Looked at before numpy reads ``data`` (unless :func:`_no_text_in` tells):
+    given one string among numbers, numpy makes an array of strings as long
+    as the longest (1 MB of text among 500,000 zeros asks for 1.8 TiB). The
+    levels are walked one after
+    the other in C (``chain``, ``map``), never recursively, and no further
+    than the ``depth`` of the deepest shape accepted; only levels of lists
+    are copied, never the values.
+    """
+    types = set(map(type, data))
+    while types == {list} and depth > 1:
+        types = set(map(type, itertools.chain.from_iterable(data)))
+        if types == {list}:
+            data = list(itertools.chain.from_iterable(data))
+        depth -= 1
+    return types
 
 
 def _pixels(values, datatype):

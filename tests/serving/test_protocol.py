@@ -316,6 +316,48 @@ def test_booleans_in_data_are_refused(data):
     assert "got true or false among them" in _refused(_request(data=data))
 
 
+def test_a_long_string_among_numbers_is_refused_without_a_string_array():
+    # Today: numpy makes an array of 500,001 strings of 1 MB (1.8 TiB): a
+    # MemoryError (a 500), and smaller sizes really allocate.
+    body = json.dumps(_request(data=["a" * 1_000_000] + [0] * 500_000)).encode()
+    tracemalloc.start()
+    try:
+        message = _refused(body)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert "to hold UINT8 numbers (flat or nested lists of equal length)" in message
+    assert peak < 64 * 1024**2  # orjson's 500,000 ints and their list
+
+
+@pytest.mark.parametrize(
+    "data",
+    [["1"] * 1568, [None] * 1568, [[0] * 784, "0" * 784], [[[[[0]]]]] * 1568],
+    ids=["digit-strings", "nulls", "list-and-string", "too-deep"],
+)
+def test_data_must_be_numbers_in_lists(data):
+    assert "to hold UINT8 numbers (flat or" in _refused(_request(data=data))
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        {},
+        {"id": 'a "quoted" id'},
+        {"id": "x", "model_name": "m"},
+        {"parameters": {"a": "b"}},
+    ],
+    ids=["plain", "escaped-quotes", "more-strings", "parameters"],
+)
+def test_a_string_in_data_is_refused_whatever_else_the_body_holds(edit):
+    # The text of the body tells most bodies' data holds no string: these
+    # must not fool it.
+    request = {**_request(data=[0] * 1567 + ["7"]), **edit}
+    assert "to hold UINT8 numbers (flat or" in _refused(request)
+    body = json.dumps(request).encode().replace(b'{"inputs"', b'{"id": "d", "inputs"')
+    assert "to hold UINT8 numbers (flat or" in _refused(body)  # a duplicate key
+
+
 def test_true_elsewhere_in_the_body_does_not_refuse_numbers():
     request = _request(data=np.ones(1568, int).tolist())
     request["id"] = "true false"

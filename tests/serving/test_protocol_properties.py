@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
-from hypothesis import event, given, settings
+from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from strategies import (
@@ -38,8 +38,47 @@ def _read(body, header_length):
     )
 
 
+def _body(datatype='"UINT8"', data="[1, 2, 3, 4, 5, 6]", name='"X"', tail=b""):
+    text = (
+        f'{{"inputs": [{{"name": {name}, "shape": [1, 2, 3], "datatype": '
+        f"{datatype}, "
+        + (
+            f'"parameters": {{"binary_data_size": {len(tail)}}}'
+            if tail
+            else f'"data": {data}'
+        )
+        + "}]}"
+    ).encode()
+    return text + tail, len(text) if tail else None
+
+
+# Issue 27's bodies, and what the strategies found while they were written.
+_ISSUE_27 = {
+    "deep name": _body(name="[" * 1000 + "]" * 1000),
+    "deep data": _body(data="[" * 1000 + "]" * 1000),
+    "list datatype": _body(datatype='["UINT8"]'),
+    "object datatype": _body(datatype='{"a": 1}'),
+    "INT8 200": _body(datatype='"INT8"', data="[200, 1, 2, 3, 4, 5]"),
+    "true among ints": _body(data="[true, 1, 2, 3, 4, 5]"),
+    "string among ints": _body(data='["' + "a" * 10_000 + '", 1, 2, 3, 4, 5]'),
+    "2**64 as UINT64": _body(datatype='"UINT64"', data=f"[{2**64}, 1, 2, 3, 4, 5]"),
+    "binary without header": (_body(tail=bytes(range(250, 256)))[0], None),
+    "NaN as FP32": (_body(datatype='"FP32"', tail=np.full(6, np.nan, "<f4").tobytes())),
+}
+
+
 @settings(max_examples=budget(300))
 @given(case=v2_bodies(_SHAPE, _MAX))
+@example(case=("deep name", *_ISSUE_27["deep name"]))
+@example(case=("deep data", *_ISSUE_27["deep data"]))
+@example(case=("list datatype", *_ISSUE_27["list datatype"]))
+@example(case=("object datatype", *_ISSUE_27["object datatype"]))
+@example(case=("INT8 200", *_ISSUE_27["INT8 200"]))
+@example(case=("true among ints", *_ISSUE_27["true among ints"]))
+@example(case=("string among ints", *_ISSUE_27["string among ints"]))
+@example(case=("2**64 as UINT64", *_ISSUE_27["2**64 as UINT64"]))
+@example(case=("binary without header", *_ISSUE_27["binary without header"]))
+@example(case=("NaN as FP32", *_ISSUE_27["NaN as FP32"]))
 def test_any_body_is_read_or_refused_with_a_4xx(case):
     what, body, header_length = case
     try:
