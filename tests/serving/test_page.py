@@ -13,6 +13,7 @@ import os
 import shutil
 import threading
 
+import numpy as np
 import pytest
 import uvicorn
 from _graphs import mlp_graph
@@ -217,3 +218,63 @@ def test_the_page_shows_string_and_boolean_labels(classes, shown):
         best = page.locator("#bars li.best span").first.text_content()
         assert best == page.locator("#prediction").text_content()
         assert page.problems == []
+
+
+def _alpha(page, selector):
+    """The alpha channel of a canvas, as an array of its pixels."""
+    width, height, alpha = page.evaluate(
+        "selector => { const c = document.querySelector(selector);"
+        " const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
+        " return [c.width, c.height, Array.from(d.filter((_, i) => i % 4 === 3))]; }",
+        selector,
+    )
+    return np.asarray(alpha).reshape(height, width)
+
+
+def _maps_shown(page, n):
+    page.wait_for_function(
+        "n => document.getElementById('map').dataset.shown === String(n)",
+        arg=n,
+        timeout=15_000,
+    )
+
+
+def test_the_map_of_which_pixels_decided_follows_the_strokes(page):
+    from scipy import ndimage
+
+    _stroke(page, DIGITS["1"][0])
+    _shown(page, "1")
+    assert page.locator("#map").is_hidden()  # the toggle is off: nothing asked
+    assert _alpha(page, "#map").max() == 0
+    page.check("#explain")
+    _maps_shown(page, 1)
+    assert page.locator("#map").is_visible()
+    ink, shown = _alpha(page, "#canvas") > 0, _alpha(page, "#map") > 0
+    # One pixel of the 28x28 map is (longer side of the ink) / 20 pixels here.
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    cell = max(rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1) / 20
+    near = ndimage.binary_dilation(ink, iterations=int(2.5 * cell))
+    assert shown.sum() > 0.5 * ink.sum()
+    assert (shown & near).sum() > 0.95 * shown.sum()  # over the strokes...
+    assert (shown & ink).sum() > 0.8 * ink.sum()  # ...and all along them
+    # A second stroke, the bar of a 7 to the left at the top: the map follows.
+    left_top = np.zeros_like(ink)
+    left_top[: int(0.25 * ink.shape[0]), : int(0.4 * ink.shape[1])] = True
+    assert not (shown & left_top).any()
+    _stroke(page, [(0.2, 0.15), (0.5, 0.15)])
+    _maps_shown(page, 2)
+    ink, shown = _alpha(page, "#canvas") > 0, _alpha(page, "#map") > 0
+    assert (shown & left_top).sum() > 0.5 * (ink & left_top).sum() > 0
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    cell = max(rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1) / 20
+    near = ndimage.binary_dilation(ink, iterations=int(2.5 * cell))
+    assert (shown & near).sum() > 0.95 * shown.sum()
+    # Off hides and wipes the map; Clear wipes it too.
+    page.uncheck("#explain")
+    assert page.locator("#map").is_hidden()
+    assert _alpha(page, "#map").max() == 0
+    page.check("#explain")
+    _maps_shown(page, 3)
+    page.click("#clear")
+    assert _alpha(page, "#map").max() == 0
+    assert page.problems == []
