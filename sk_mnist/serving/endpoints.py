@@ -9,8 +9,8 @@ A route raises what it refuses (:mod:`sk_mnist.serving.errors` answers).
 The request path: the body is read chunk by chunk, each chunk charged to the
 memory budget; the parse is charged its working memory and runs in a thread
 when the body is large; an image's decoded size is charged before it is
-decoded in a thread; the model runs off the event loop; what was charged is
-released when the answer is ready.
+decoded in a thread; the model's tensors are charged while it runs, off the
+event loop; what was charged is released when the answer is ready.
 """
 
 from __future__ import annotations
@@ -195,7 +195,7 @@ class Endpoints:
                 len(body), self._parse, body, header_length
             )
             account.refund(working)
-            labels, proba = await self._predict(parsed.images)
+            labels, proba = await self._predict(parsed.images, account)
         content, headers = _protocol.write_infer_response(
             self.options.name, parsed, labels, proba, self.model.classes
         )
@@ -233,7 +233,7 @@ class Endpoints:
                 await account.charge(decoding)
                 image = await run_in_threadpool(read_digit_image, body)
             account.refund(decoding)
-            labels, proba = await self._predict(image[None])
+            labels, proba = await self._predict(image[None], account)
         return ORJSONResponse(
             {
                 "label": labels.tolist()[0],
@@ -383,8 +383,15 @@ class Endpoints:
             return function(*args)
         return await run_in_threadpool(function, *args)
 
-    async def _predict(self, images):
+    async def _predict(self, images, account):
+        """The model's answers, off the event loop; while it runs, ``account``
+        holds what its tensors may take for these images."""
+        running = len(images) * self.model.bytes_per_image
+        await account.charge(running)
         if self.batcher is not None:
-            return await self.batcher.predict(images)
-        self.metrics.batch_size.observe(len(images))
-        return await self.model.apredict(images)
+            answers = await self.batcher.predict(images)
+        else:
+            self.metrics.batch_size.observe(len(images))
+            answers = await self.model.apredict(images)
+        account.refund(running)
+        return answers

@@ -402,3 +402,16 @@ def test_sixteen_image_bombs_at_once_keep_memory_bounded_and_get_4xx_or_503(grap
     )
     assert growth < 400 * 1024**2, f"{growth / 1024**2:.0f} MiB"
     assert app.state.budget.peak <= ServeOptions().memory_budget_bytes
+
+
+def test_a_request_is_charged_its_body_its_parse_and_the_models_tensors(graph):
+    model = _model(graph)
+    app = create_app(model)
+    body = _request_body(100)
+    with TestClient(app, base_url=BASE) as client:
+        assert client.post(INFER, content=body).status_code == 200
+    budget = app.state.budget
+    assert budget.in_use == 0
+    # The parse (32x the JSON) and the model's tensors are charged in turn.
+    assert budget.peak >= max(32 * len(body), 100 * model.bytes_per_image)
+    assert budget.peak < 34 * len(body) + 100 * model.bytes_per_image
