@@ -372,6 +372,7 @@ def v2_bodies(draw, image_shape=(2, 3), max_images=3, input_name="X"):
                 "bytes",
                 "header",
                 "gzip",
+                "root",
                 "valid",
             ]
         )
@@ -425,6 +426,10 @@ def v2_bodies(draw, image_shape=(2, 3), max_images=3, input_name="X"):
         what = f"header {header_length!r}"[:200]
     elif kind == "gzip":
         body = gzip.compress(body)
+    elif kind == "root":
+        value = draw(_V2_VALUES)
+        body, header_length = json.dumps(value).encode(), None
+        what = f"the body {value!r}"[:200]
     return what, body, header_length
 
 
