@@ -76,8 +76,8 @@ EXTENSIONS = ("binary_tensor_data",)
 # Compressed bodies are recognised by their magic bytes, to say so.
 _COMPRESSED = {b"\x1f\x8b": "gzip", b"\x28\xb5\x2f\xfd": "zstd", b"BZh": "bzip2"}
 
-# The parameters that ask for Triton's shared-memory or classification
-# extensions, which this server does not implement.
+# The parameters that ask for Triton's shared-memory extension, which this
+# server does not implement.
 _SHARED_MEMORY = ("shared_memory_region", "shared_memory_byte_size")
 
 
@@ -180,6 +180,37 @@ def read_infer_request(
         input, another input name, an unknown datatype, a shape, data or
         binary size that does not fit, values outside the datatype or 0..255,
         more than ``max_images`` images, unknown outputs).
+
+    Examples
+    --------
+    >>> header = (
+    ...     b'{"inputs": [{"name": "X", "shape": [1, 2, 2], "datatype": "UINT8", '
+    ...     b'"parameters": {"binary_data_size": 4}}]}'
+    ... )
+    >>> request = read_infer_request(
+    ...     header + bytes([0, 255, 7, 8]),
+    ...     header_length=str(len(header)),
+    ...     input_name="X",
+    ...     image_shape=(2, 2),
+    ...     max_images=16,
+    ... )
+    >>> request.images
+    array([[[  0, 255],
+            [  7,   8]]], dtype=uint8)
+    >>> request.outputs[0]
+    RequestedOutput(name='label', binary=False)
+    >>> try:
+    ...     read_infer_request(
+    ...         b'{"inputs": [{"name": "X", "datatype": "INT8", "shape": [1, 4], '
+    ...         b'"data": [200, 0, 0, 0]}]}',
+    ...         header_length=None,
+    ...         input_name="X",
+    ...         image_shape=(2, 2),
+    ...         max_images=16,
+    ...     )
+    ... except RequestError as exc:
+    ...     print(exc.status, exc)
+    400 expected INT8 values from -128 to 127; got 200
     """
     if not isinstance(body, bytes):  # a bytearray or memoryview
         body = bytes(body)
@@ -211,19 +242,24 @@ def write_infer_response(
     body : bytes
     headers : dict of str to str
         ``Content-Type``, and with binary outputs ``Inference-Header-Content-Length``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> request = InferRequest(
+    ...     np.zeros((1, 2, 2), np.uint8), "r-1", (RequestedOutput("label", True),)
+    ... )
+    >>> classes = np.array(["cat", "dog"])
+    >>> body, headers = write_infer_response(
+    ...     "pets", request, classes[[1]], np.float32([[0.25, 0.75]]), classes
+    ... )
+    >>> length = int(headers[HEADER_LENGTH])
+    >>> label = orjson.loads(body[:length])["outputs"][0]
+    >>> label["datatype"], label["parameters"]
+    ('BYTES', {'binary_data_size': 7})
+    >>> body[length:]
+    b'\\x03\\x00\\x00\\x00dog'
     """
-    response, blobs = _response(model_name, request, labels, proba, classes)
-    text = orjson.dumps(response, option=orjson.OPT_SERIALIZE_NUMPY)
-    if not blobs:
-        return text, {"Content-Type": "application/json"}
-    return b"".join([text, *blobs]), {
-        "Content-Type": "application/octet-stream",
-        HEADER_LENGTH: str(len(text)),
-    }
-
-
-def _response(model_name, request, labels, proba, classes):
-    """The response as a dict, and the bytes of its binary outputs in order."""
     datatype = label_datatype(classes)
     proba = np.ascontiguousarray(proba, dtype="<f4")
     tensors = {
@@ -245,7 +281,13 @@ def _response(model_name, request, labels, proba, classes):
     if request.id is not None:
         response["id"] = request.id
     response["outputs"] = outputs
-    return response, blobs
+    text = orjson.dumps(response, option=orjson.OPT_SERIALIZE_NUMPY)
+    if not blobs:
+        return text, {"Content-Type": "application/json"}
+    return b"".join([text, *blobs]), {
+        "Content-Type": "application/octet-stream",
+        HEADER_LENGTH: str(len(text)),
+    }
 
 
 def metadata(model_name, input_name, image_shape, classes):
