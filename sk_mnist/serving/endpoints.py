@@ -55,7 +55,11 @@ def _parse_cost(size, header_length):
     """The bytes parsing a body of ``size`` may hold: its JSON part many times
     over (:data:`JSON_WORKING_FACTOR`), its binary tensors once (converted)."""
     json_part = size
-    if header_length is not None and header_length.isdigit():
+    if (
+        header_length is not None
+        and header_length.isascii()
+        and header_length.isdigit()
+    ):
         json_part = min(int(header_length), size)
     return JSON_WORKING_FACTOR * json_part + (size - json_part)
 
@@ -339,7 +343,7 @@ class Endpoints:
         limit = self.options.max_body_bytes
         declared = request.headers.get("content-length")
         if declared is not None:
-            if not declared.isdigit():
+            if not (declared.isascii() and declared.isdigit()):
                 raise _protocol.RequestError(
                     f"Content-Length must be a number of bytes; got "
                     f"{shorten(repr(declared), 80)}"

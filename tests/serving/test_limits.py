@@ -415,3 +415,55 @@ def test_a_request_is_charged_its_body_its_parse_and_the_models_tensors(graph):
     # The parse (32x the JSON) and the model's tensors are charged in turn.
     assert budget.peak >= max(32 * len(body), 100 * model.bytes_per_image)
     assert budget.peak < 34 * len(body) + 100 * model.bytes_per_image
+
+
+def test_a_fault_of_the_servers_is_a_json_500_and_a_model_failure_names_itself(
+    graph, monkeypatch
+):
+    from sk_mnist.exceptions import ModelError
+
+    model = _model(graph)
+    app = create_app(model)
+    with TestClient(app, base_url=BASE, raise_server_exceptions=False) as client:
+
+        async def broken(images):
+            raise RuntimeError("a bug")
+
+        monkeypatch.setattr(model, "apredict", broken)
+        answer = client.post(INFER, content=_request_body())
+        assert answer.status_code == 500
+        assert answer.json() == {
+            "error": "internal server error (RuntimeError); the server's log has "
+            "the details"
+        }
+
+        async def failing(images):
+            raise ModelError("the model: the model stopped after 10 s")
+
+        monkeypatch.setattr(model, "apredict", failing)
+        answer = client.post("/predict", content=_digit_png())
+        assert answer.status_code == 500
+        assert answer.json() == {"error": "the model: the model stopped after 10 s"}
+        assert client.get("/v2/health/ready").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        (b"inference-header-content-length", "\u00b2".encode("latin-1")),
+        (b"inference-header-content-length", b"-5"),
+        (b"inference-header-content-length", b"99999999999999999999"),
+        (b"content-length", "\u00b2".encode("latin-1")),
+    ],
+    ids=["superscript-two", "negative", "huge", "content-length"],
+)
+def test_odd_length_headers_are_a_4xx(graph, header):
+    app = create_app(_model(graph))
+
+    async def scenario():
+        async with app.router.lifespan_context(app):
+            return await _call(app, "POST", INFER, [_request_body()], headers=[header])
+
+    status, _, body = asyncio.run(scenario())
+    assert 400 <= status < 500, body
+    assert set(json.loads(body)) == {"error"}
