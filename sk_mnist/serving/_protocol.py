@@ -73,8 +73,15 @@ HEADER_LENGTH = "Inference-Header-Content-Length"
 #: The extensions ``GET /v2`` lists, named as Triton and KServe name them.
 EXTENSIONS = ("binary_tensor_data",)
 
-# Compressed bodies are recognised by their magic bytes, to say so.
-_COMPRESSED = {b"\x1f\x8b": "gzip", b"\x28\xb5\x2f\xfd": "zstd", b"BZh": "bzip2"}
+# Bodies that are not UTF-8 JSON, recognised by their first bytes to say so.
+_NOT_JSON = {
+    b"\x1f\x8b": "gzip-compressed",
+    b"\x28\xb5\x2f\xfd": "zstd-compressed",
+    b"BZh": "bzip2-compressed",
+    b"\xef\xbb\xbf": "UTF-8 with a byte order mark",
+    b"\xff\xfe": "UTF-16 text",
+    b"\xfe\xff": "UTF-16 text",
+}
 
 # The parameters that ask for Triton's shared-memory extension, which this
 # server does not implement.
@@ -338,12 +345,19 @@ def _decode(header, *, with_header):
 
 def _not_json(header, exc, with_header):
     """Why ``header`` is not a JSON request, as a client can act on it."""
-    for magic, kind in _COMPRESSED.items():
+    for magic, kind in _NOT_JSON.items():
         if header.startswith(magic):
-            return (
-                f"the body is {kind}-compressed (it starts with {magic.hex(' ')}); "
-                f"compressed bodies are not read: send the JSON itself"
+            expected = (
+                "compressed bodies are not read: send the JSON itself"
+                if kind.endswith("compressed")
+                else "expected JSON in UTF-8, without a byte order mark"
             )
+            return f"the body is {kind} (it starts with {magic.hex(' ')}); {expected}"
+    if b"\x00" in header[:4]:
+        return (
+            f"the body starts with NUL bytes ({header[:4].hex(' ')}), as UTF-16 or "
+            f"UTF-32 text does; expected JSON in UTF-8"
+        )
     try:
         header.decode("utf-8")
     except UnicodeDecodeError as error:

@@ -244,6 +244,21 @@ def test_a_gzip_body_is_recognised_and_not_read():
     assert "compressed bodies are not read" in message
 
 
+@pytest.mark.parametrize(
+    ("encode", "expected"),
+    [
+        (lambda text: b"\xef\xbb\xbf" + text.encode(), "with a byte order mark"),
+        (lambda text: text.encode("utf-16"), "UTF-16 text"),
+        (lambda text: text.encode("utf-16-be"), "as UTF-16 or UTF-32 text does"),
+    ],
+    ids=["utf-8-bom", "utf-16", "utf-16-be"],
+)
+def test_other_text_encodings_are_named(encode, expected):
+    message = _refused(encode(json.dumps(_request())))
+    assert expected in message
+    assert "UTF-8" in message
+
+
 @pytest.mark.parametrize("pixels", [_IMAGES, _IMAGES // 2], ids=["bytes", "ascii"])
 def test_binary_tensors_without_the_header_say_that_the_header_is_needed(pixels):
     body, _ = _binary(pixels)
