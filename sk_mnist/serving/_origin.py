@@ -92,6 +92,8 @@ class SameOriginMiddleware:
 
 def _split_host(host: str):
     """``("127.0.0.1", 8000)`` from ``127.0.0.1:8000``, ``[::1]:80``..."""
+    if any(c in host for c in "@/\\?# "):  # no host name of a browser's
+        return "", None
     try:
         parts = urllib.parse.urlsplit(f"//{host}")
         return (parts.hostname or "").lower(), parts.port

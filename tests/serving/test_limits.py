@@ -245,10 +245,20 @@ def test_any_malformed_body_is_a_4xx_error_never_a_500(graph, edit):
         ({"origin": "null"}, "127.0.0.1"),  # a sandboxed frame, a file
         ({"sec-fetch-site": "cross-site", "content-type": "text/plain"}, "127.0.0.1"),
         ({"host": "evil.example:8000"}, "127.0.0.1"),  # a rebound name
+        ({"host": "evil.example@127.0.0.1:8000"}, "127.0.0.1"),
         ({"host": "evil.example:8000", "origin": "http://evil.example:8000"}, "::1"),
         ({"origin": "http://evil.example"}, "0.0.0.0"),
     ],
-    ids=["origin", "port", "null", "fetch-site", "rebound", "rebound-v6", "exposed"],
+    ids=[
+        "origin",
+        "port",
+        "null",
+        "fetch-site",
+        "rebound",
+        "userinfo",
+        "rebound-v6",
+        "exposed",
+    ],
 )
 def test_a_post_from_a_page_of_another_origin_is_refused_403(graph, headers, bound):
     app = create_app(_model(graph), ServeOptions(host=bound))
