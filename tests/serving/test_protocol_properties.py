@@ -1,10 +1,12 @@
-"""The v2 reader over generated bodies, and the writer over every label kind."""
+"""The v2 reader and the server over generated bodies, the writer over every label kind."""
 
 from __future__ import annotations
 
 import json
 
 import numpy as np
+import onnx_graphs
+import pytest
 from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -16,6 +18,8 @@ from strategies import (
     v2_response_tensors,
 )
 
+from sk_mnist.serving import ServedModel
+from sk_mnist.serving._options import ServeOptions
 from sk_mnist.serving._protocol import (
     InferRequest,
     RequestedOutput,
@@ -23,6 +27,7 @@ from sk_mnist.serving._protocol import (
     read_infer_request,
     write_infer_response,
 )
+from sk_mnist.serving.app import create_app
 
 _SHAPE = (2, 3)
 _MAX = 3
@@ -153,3 +158,27 @@ def test_the_response_reads_back_as_json_or_binary(
     assert header.get("id") == identifier
     assert header["model_name"] == "mnist"
     assert (length is not None) == any(binary)
+
+
+@pytest.fixture(scope="module")
+def client():
+    from starlette.testclient import TestClient
+
+    graph = onnx_graphs.model(*onnx_graphs.head(scale=0.01, seed=0))
+    app = create_app(ServedModel(graph), ServeOptions(max_images=_MAX))
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        yield client
+
+
+@settings(max_examples=budget(100))
+@given(case=v2_bodies((28, 28), _MAX, input_name="X"))
+def test_the_server_answers_any_body_with_a_200_or_a_json_4xx(client, case):
+    what, body, header_length = case
+    headers = {"content-type": "application/octet-stream"}
+    if header_length is not None:
+        headers["inference-header-content-length"] = str(header_length)
+    answer = client.post("/v2/models/mnist/infer", content=body, headers=headers)
+    assert answer.status_code == 200 or 400 <= answer.status_code < 500, what
+    if answer.status_code != 200:
+        assert list(answer.json()) == ["error"], what
+        assert isinstance(answer.json()["error"], str), what
