@@ -217,7 +217,7 @@ def _classifier_and_shape(estimator):
             if not (
                 step is None
                 or isinstance(step, MNISTFlattener)
-                or step == "passthrough"
+                or (isinstance(step, str) and step == "passthrough")
             ):
                 raise ValueError(
                     f"The pipeline's step {name!r} ({type(step).__name__}) changes "

@@ -76,6 +76,7 @@ def test_weights_display_takes_the_image_shape_the_flattener_learned(fast_params
     labels = np.arange(60) % 3
     pipe = make_pipeline(
         MNISTFlattener(),
+        "passthrough",
         KerasMLPClassifier(**{**fast_params, "hidden_layer_sizes": (8,)}),
     ).fit(images, labels)
     display = FirstLayerWeightsDisplay.from_estimator(pipe, n_units=100)
@@ -157,6 +158,8 @@ def test_attribution_display_explains_a_chosen_class_through_any_pipeline(
     assert ax.get_title() == f"Class 8 ({proba:.2f})"
     result = occlusion_attributions(pca_pipe, images[:2], target=[8, 3])
     assert result.target.tolist() == [8, 3]
+    with_channel = occlusion_attributions(pca_pipe, images[:2, :, :, None], target=8)
+    np.testing.assert_allclose(with_channel.attributions[0], result.attributions[0])
     np.testing.assert_allclose(result.attributions[0], display.overlays_[0].get_array())
     assert np.abs(result.attributions[0]).max() > 0
 
