@@ -313,19 +313,30 @@ def metadata(model_name, input_name, image_shape, classes):
     }
 
 
+def parse_header_length(value: str | None) -> int | None:
+    """The ``Inference-Header-Content-Length`` header as a number of bytes.
+
+    None without the header. Raises :class:`RequestError` for anything but
+    digits (at most 18 of them: ``int()`` of a long digit string is slow, and
+    refused past 4,300 digits), naming it.
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    if not (text.isascii() and text.isdigit() and len(text) <= 18):
+        raise RequestError(
+            f"expected the {HEADER_LENGTH} header to be a number of bytes; "
+            f"got {_brief(value)}"
+        )
+    return int(text)
+
+
 def _split(body, header_length):
     """``body`` as (JSON header, binary tail), the header's length checked."""
+    if isinstance(header_length, str):
+        header_length = parse_header_length(header_length)
     if header_length is None:
         return body, None
-    if isinstance(header_length, str):
-        text = header_length.strip()
-        # int() of a long digit string is slow (and refused past 4,300 digits).
-        if not (text.isascii() and text.isdigit() and len(text) <= 18):
-            raise RequestError(
-                f"expected the {HEADER_LENGTH} header to be a number of bytes; "
-                f"got {_brief(header_length)}"
-            )
-        header_length = int(text)
     if not 0 < header_length <= len(body):
         raise RequestError(
             f"the {HEADER_LENGTH} header says the JSON is {header_length} bytes, "

@@ -17,6 +17,7 @@ from sk_mnist.serving._protocol import (
     InferRequest,
     RequestedOutput,
     RequestError,
+    parse_header_length,
     read_infer_request,
     server_metadata,
     write_infer_response,
@@ -483,6 +484,13 @@ def test_a_bad_header_length_is_a_400_naming_the_header(header_length):
     message = _refused(body, header_length)
     assert HEADER_LENGTH in message
     assert len(message) < 300
+
+
+def test_the_header_length_is_read_as_digits_only():
+    assert parse_header_length(None) is None
+    assert parse_header_length(" 120 ") == 120
+    with pytest.raises(RequestError, match="header to be a number of bytes; got '12a'"):
+        parse_header_length("12a")
 
 
 def _answer(classes, outputs, identifier=None):
