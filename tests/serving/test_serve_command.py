@@ -21,6 +21,7 @@ from sklearn.pipeline import make_pipeline
 
 from sk_mnist import KerasMLPClassifier, MNISTFlattener, save
 from sk_mnist.cli import build_parser, main
+from sk_mnist.cli import serve as serve_command
 from sk_mnist.onnx import to_onnx
 from sk_mnist.serving._options import ServeOptions
 
@@ -92,7 +93,7 @@ def test_the_serving_process_maps_no_tensorflow_keras_or_jax(server):
 def test_a_declared_body_over_the_limit_is_refused_before_it_is_sent(server):
     with server.connect() as conn:
         conn.sendall(
-            b"POST /v2/models/mnist/infer HTTP/1.1\r\nHost: x\r\n"
+            b"POST /v2/models/mnist/infer HTTP/1.1\r\nHost: 127.0.0.1\r\n"
             b"Content-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n"
         )
         reply = http.client.HTTPResponse(conn)
@@ -113,6 +114,22 @@ def test_the_options_are_serve_options_fields_with_their_defaults():
     for field in dataclasses.fields(ServeOptions):
         assert getattr(args, field.name) == field.default, field.name
     assert args.host == "127.0.0.1"  # this machine only
+
+
+def test_the_docs_options_table_names_every_option_with_its_default():
+    text = (Path(__file__).parents[2] / "docs/user_guide/serving.rst").read_text()
+    table = text[text.index("   * - option\n") : text.index("The routes\n")]
+    documented = {}
+    rows = re.findall(r"   \* - (.+)\n     - (.+)\n", table)
+    for options, defaults in rows[1:]:  # below the header
+        names = re.findall(r"``(--[a-z-]+)``", options)
+        values = [value.strip("` ") for value in defaults.split(", ")]
+        documented.update(zip(names, values, strict=True))
+    for field in dataclasses.fields(ServeOptions):
+        option = "--" + field.name.replace("_", "-")
+        shown = "none" if field.default is None else serve_command._shown(field)
+        assert documented.pop(option) == shown, option
+    assert set(documented) == {"--log-level"}
 
 
 @pytest.mark.parametrize(
@@ -207,7 +224,7 @@ def test_a_signal_stops_the_server_after_answering_what_is_in_flight(
     with ServeProcess(onnx_file) as server, server.connect() as conn:
         # A request in flight when the signal comes: half its body sent.
         conn.sendall(
-            b"POST /v2/models/mnist/infer HTTP/1.1\r\nHost: x\r\n"
+            b"POST /v2/models/mnist/infer HTTP/1.1\r\nHost: 127.0.0.1\r\n"
             b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n"
             % len(body)
             + body[:100]
