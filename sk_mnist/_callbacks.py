@@ -15,8 +15,8 @@ estimator fits as it always did.
 
 from __future__ import annotations
 
+import dataclasses
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 try:
@@ -32,7 +32,7 @@ except ImportError:  # scikit-learn < 1.9
 HAS_CALLBACKS = ProgressBar is not None
 
 
-@dataclass
+@dataclasses.dataclass
 class FitTask:
     """One fit of an estimator as a task of scikit-learn's callback API.
 
@@ -82,6 +82,28 @@ class FitTask:
                 return True
             context = context.parent
         return False
+
+    def epoch_callbacks(self, history, attributes):
+        """The Keras callback that reports this fit's epochs, in a list.
+
+        Empty when no callback watches the fit, so that such a fit runs no
+        code per epoch. ``history`` is what earlier calls trained
+        (``warm_start``, ``partial_fit``); ``attributes(history)`` gives the
+        fitted attributes of the estimator with that history, for an
+        epoch's ``fitted_estimator``.
+        """
+        if not self.observed:
+            return []
+        from ._keras.sklearn_callbacks import EpochTasks
+
+        return [EpochTasks(self, history, attributes)]
+
+    def quiet_keras(self, description):
+        """``description`` with Keras's own progress output off under a ProgressBar."""
+        if not self.shows_progress:
+            return description
+        plan = dataclasses.replace(description.plan, verbose=0)
+        return dataclasses.replace(description, plan=plan)
 
     def end(self):
         """End the fit task: the estimator is fitted, so nothing is rebuilt."""

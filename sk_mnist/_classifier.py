@@ -22,6 +22,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from ._callbacks import CallbackSupportMixin, begin_fit_task
 from ._description import (
     PARAMETER_CONSTRAINTS,
     FittedState,
@@ -39,7 +40,7 @@ from .exceptions import (
 _SEED_MAX = 2**31 - 1
 
 
-class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
+class KerasMLPClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
     """The classic Keras Dense/Dropout MNIST network as a scikit-learn classifier.
 
     A Keras 3 ``Sequential`` of Dense layers, each followed by Dropout, and a
@@ -145,6 +146,17 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
     verbose : {0, 1, 2}, default=0
         0 is silent, 1 shows Keras's progress bar, 2 prints one line per
         epoch.
+    steps_per_execution : int or "auto", default="auto"
+        Batches per compiled call, as Keras's ``compile(steps_per_execution=)``.
+        1 runs one step per call, as the tutorials compile the network. More
+        runs that many steps as one compiled program: with XLA on TensorFlow
+        (Keras's ``jit_compile=True``), as a scan over the batches on JAX.
+        ``"auto"`` compiles chunks of 32 steps for fits that plan at least
+        1,000 steps (``epochs`` times the batches per epoch) and one step per
+        call for smaller ones, which compiling would slow down. Either way
+        the epochs, the callbacks' epoch hooks, early stopping and the
+        history are the same; batch-level hooks are called once per chunk,
+        with its last step, and Ctrl-C stops at the end of a chunk.
 
     Attributes
     ----------
@@ -223,6 +235,7 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         warm_start=False,
         random_state=None,
         verbose=0,
+        steps_per_execution="auto",
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -247,6 +260,7 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         self.warm_start = warm_start
         self.random_state = random_state
         self.verbose = verbose
+        self.steps_per_execution = steps_per_execution
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
@@ -332,6 +346,10 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
             )
             if incremental:
                 _check_unchanged(description, network.describe(self.model_))
+            # scikit-learn's callbacks (1.9+): the fit is a task, each epoch a
+            # subtask; None without that API.
+            epochs = self.epochs if epochs is None else epochs
+            task = begin_fit_task(self, X, y, sample_weight, epochs=epochs)
             rng = self._rng if incremental else check_random_state(self.random_state)
             split_seed, shuffle_seed = rng.randint(_SEED_MAX, size=2)
             if incremental:
@@ -351,6 +369,12 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
             # The estimator's own Keras callbacks, beside the plan's (the
             # user's, copied): the engine calls them at every epoch.
             callbacks = []
+            if task is not None:
+                callbacks += task.epoch_callbacks(
+                    history,
+                    lambda seen: FittedState(rng, classes, model, seen).attributes(),
+                )
+                description = task.quiet_keras(description)
             result = _train(
                 description,
                 model,
@@ -358,7 +382,7 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
                     self.validation_fraction, X, encoded, weights, split_seed
                 ),
                 n_classes=len(classes),
-                epochs=self.epochs if epochs is None else epochs,
+                epochs=epochs,
                 history=history,
                 shuffle_seed=shuffle_seed,
                 callbacks=callbacks,
@@ -367,6 +391,8 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
             history.setdefault(key, []).extend(values)
         # Every fitted attribute at once, after a fit that succeeded.
         vars(self).update(FittedState(rng, classes, model, history).attributes())
+        if task is not None:
+            task.end()
         if result.interrupted_epoch is not None:
             warnings.warn(
                 f"Training was interrupted by the user in epoch "
@@ -470,6 +496,17 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         lines = []
         model.summary(print_fn=lambda text, **_: lines.append(text))
         return "\n".join(lines)
+
+    def __copy__(self):
+        """A shallow copy that shares the network, as ``copy.copy`` of any object.
+
+        scikit-learn's callbacks make each epoch's ``fitted_estimator`` with
+        ``copy.copy``; through :meth:`__getstate__` it would write the network
+        to a ``.keras`` archive and read it back every time.
+        """
+        copied = type(self).__new__(type(self))
+        copied.__dict__.update(self.__dict__)
+        return copied
 
     def __getstate__(self):
         """The estimator as plain data: the one description of its state.

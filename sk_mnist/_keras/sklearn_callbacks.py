@@ -31,17 +31,19 @@ class EpochTasks(keras.callbacks.Callback):
     ----------
     task : sk_mnist._callbacks.FitTask
         The fit's task: its root context, estimator, data and metadata.
-    fitted_attributes : callable
-        ``fitted_attributes(logs)`` returns the fitted attributes of the
-        estimator after the epochs of this fit whose Keras logs are ``logs``
-        (a list, one dict per epoch, possibly empty), as a dict for
-        scikit-learn's ``reconstruction_attributes``.
+    history : dict of str to list of float
+        What earlier calls trained (``warm_start``, ``partial_fit``).
+    attributes : callable
+        ``attributes(history)`` returns the estimator's fitted attributes
+        with ``history`` (``history`` extended by this fit's epochs so far),
+        as a dict for scikit-learn's ``reconstruction_attributes``.
     """
 
-    def __init__(self, task, fitted_attributes):
+    def __init__(self, task, history, attributes):
         super().__init__()
         self.task = task
-        self.fitted_attributes = fitted_attributes
+        self.history = history
+        self.attributes = attributes
         self.logs = []
         self._epoch = None
 
@@ -64,5 +66,13 @@ class EpochTasks(keras.callbacks.Callback):
             y=self.task.y,
             metadata=self.task.metadata,
             # scikit-learn calls this only for a hook with fitted_estimator.
-            reconstruction_attributes=lambda: self.fitted_attributes(done),
+            reconstruction_attributes=lambda: self.attributes(self._so_far(done)),
         )
+
+    def _so_far(self, logs):
+        """The history after the epochs of this fit whose logs are ``logs``."""
+        history = {key: list(values) for key, values in self.history.items()}
+        for entry in logs:
+            for key, value in entry.items():
+                history.setdefault(key, []).append(value)
+        return history

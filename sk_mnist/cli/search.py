@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import warnings
 
-from . import _report
+from . import _progress, _report
 from ._common import (
     MODEL_FILE,
     MODEL_OPTIONS,
@@ -88,6 +89,10 @@ def run(args):
         n_jobs=args.n_jobs,
         error_score="raise",
     )
+    if sys.stdout.isatty():
+        # The search, each fit and each epoch in one view, also from the
+        # worker processes of --n-jobs; nothing of it off a terminal.
+        _progress.show(search)
     print(
         f"Searching {len(ParameterGrid(grid))} candidates x {args.cv} folds on "
         f"{len(X)} images (backend: {backend()})",

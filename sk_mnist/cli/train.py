@@ -7,7 +7,7 @@ import sys
 import time
 import warnings
 
-from . import _report, _signals
+from . import _progress, _report, _signals
 from ._common import (
     CARD_FILE,
     MODEL_FILE,
@@ -42,7 +42,12 @@ def add_parser(commands):
 def run(args):
     from ..exceptions import FitInterruptedWarning
 
-    pipe = pipeline(args, verbose=1 if sys.stdout.isatty() else 2)
+    on_terminal = sys.stdout.isatty()
+    pipe = pipeline(args, verbose=1 if on_terminal else 2)
+    if on_terminal:
+        # One view of the pipeline, its fit and each epoch; Keras's own bar
+        # gives way to it. Off a terminal, Keras's one line per epoch.
+        _progress.show(pipe)
     out = OutputFolder(args.out, OUTPUTS)
     X, y = load_data(args, "train")
     X_test, y_test = load_data(args, "test")
@@ -56,6 +61,7 @@ def run(args):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", FitInterruptedWarning)
         pipe.fit(X, y)
+    _progress.hide(pipe)
     interrupted = False
     for warning in caught:
         if issubclass(warning.category, FitInterruptedWarning):
