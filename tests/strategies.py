@@ -1,7 +1,8 @@
 """Hypothesis strategies for sk-mnist's property-based tests, in one place.
 
 Images of any shape, dtype and values; IDX headers and bodies; label sets of
-every kind a classifier takes; mutations of a saved model file. Each test
+every kind a classifier takes; mutations of a saved model file; v2 infer
+requests (JSON or binary tensors) and their damaged bodies. Each test
 asks for ``budget(n)`` examples: ``n`` in the default ``ci`` profile, twenty
 times as many with ``HYPOTHESIS_PROFILE=long`` (see ``conftest.py``).
 """
