@@ -8,12 +8,15 @@ the servers start without TensorFlow.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
+import os
 import resource
 import signal
 import socket
 import time
+from pathlib import Path
 
 import httpx2 as httpx
 import numpy as np
@@ -217,7 +220,23 @@ def test_a_second_sigterm_stops_the_server_at_once(model_file):
         assert server.log().splitlines()[-1] == "sk-mnist serve: terminated"
 
 
-def test_with_workers_a_second_sigterm_stops_at_once(model_file):
+def _workers(pid) -> list[int]:
+    """The worker processes uvicorn's process manager ``pid`` started."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            spawned = b"spawn_main" in (stat.parent / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue  # ended meanwhile
+        if parent == pid and spawned:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_with_workers_a_second_sigterm_stops_at_once_even_with_a_stalled_worker(
+    model_file,
+):
     with ServeProcess(
         model_file,
         "--workers",
@@ -227,15 +246,22 @@ def test_with_workers_a_second_sigterm_stops_at_once(model_file):
         "--read-timeout",
         600,
     ) as server:
+        workers = _workers(server.process.pid)
+        assert len(workers) == 2
         stalled = [_stall(server) for _ in range(4)]  # in one worker or both
+        os.kill(workers[0], signal.SIGSTOP)  # a worker that never answers
         try:
             server.send(signal.SIGTERM)
             assert server.wait_for_log("Terminated child process")
             assert server.wait(timeout=1) is None  # waiting for the uploads
             assert server.stop(signal.SIGTERM, timeout=60) == 143
+            assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
         finally:
             for sock in stalled:
                 sock.close()
+            for pid in workers:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
         assert server.log().splitlines()[-1] == "sk-mnist serve: terminated"
 
 
