@@ -55,10 +55,14 @@ def _parse_cost(size, header_length):
     """The bytes parsing a body of ``size`` may hold: its JSON part many times
     over (:data:`JSON_WORKING_FACTOR`), its binary tensors once (converted)."""
     json_part = size
+    # What the parser refuses (not ASCII digits, more digits than any body
+    # has bytes, which int() would also refuse past 4,300) costs the whole
+    # body as JSON until it is refused.
     if (
         header_length is not None
         and header_length.isascii()
         and header_length.isdigit()
+        and len(header_length) <= len(str(size))
     ):
         json_part = min(int(header_length), size)
     return JSON_WORKING_FACTOR * json_part + (size - json_part)

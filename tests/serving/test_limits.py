@@ -463,9 +463,10 @@ def test_a_fault_of_the_servers_is_a_json_500_and_a_model_failure_names_itself(
         (b"inference-header-content-length", "\u00b2".encode("latin-1")),
         (b"inference-header-content-length", b"-5"),
         (b"inference-header-content-length", b"99999999999999999999"),
+        (b"inference-header-content-length", b"9" * 5000),
         (b"content-length", "\u00b2".encode("latin-1")),
     ],
-    ids=["superscript-two", "negative", "huge", "content-length"],
+    ids=["superscript-two", "negative", "huge", "5000-digits", "content-length"],
 )
 def test_odd_length_headers_are_a_4xx(graph, header):
     app = create_app(_model(graph))
