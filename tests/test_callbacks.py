@@ -244,6 +244,42 @@ def test_set_callbacks_leaves_params_clone_pickle_and_saving_alone(digits, tmp_p
     )
 
 
+# The estimator checks that look at parameters, state, pickling and refits.
+_STATE_CHECKS = {
+    "check_no_attributes_set_in_init",
+    "check_get_params_invariance",
+    "check_set_params",
+    "check_dont_overwrite_parameters",
+    "check_estimators_overwrite_params",
+    "check_estimators_pickle",
+    "check_estimators_unfitted",
+    "check_fit_check_is_fitted",
+    "check_fit_idempotent",
+    "check_n_features_in",
+}
+
+
+def test_estimator_checks_pass_with_callbacks_set():
+    from sklearn.utils.estimator_checks import estimator_checks_generator
+
+    clf = KerasMLPClassifier(
+        hidden_layer_sizes=(16,),
+        dropout=0.0,
+        optimizer="adam",
+        learning_rate=0.01,
+        batch_size=32,
+        epochs=3,
+        random_state=0,
+    ).set_callbacks(ScoringMonitor(scoring="accuracy"), Passive())
+    ran = set()
+    for estimator, check in estimator_checks_generator(clf, mark="skip"):
+        name = getattr(check, "func", check).__name__
+        if name in _STATE_CHECKS:
+            check(estimator)
+            ran.add(name)
+    assert ran == _STATE_CHECKS
+
+
 def test_without_callbacks_no_epoch_is_reported_and_fits_are_identical(
     digits, monkeypatch
 ):
