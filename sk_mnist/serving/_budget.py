@@ -118,7 +118,22 @@ class Account:
         self.budget, self.held = budget, 0
 
     async def charge(self, n: int):
-        """Charge ``n`` more bytes (see :meth:`MemoryBudget.acquire`)."""
+        """Charge ``n`` more bytes (see :meth:`MemoryBudget.acquire`).
+
+        Raises
+        ------
+        OverBudget
+            413 at once when what this request holds and ``n`` are over the
+            whole budget (no wait would make room); else as ``acquire``.
+        """
+        if self.held + n > self.budget.limit:
+            raise OverBudget(
+                f"the request needs {self.held + n} bytes of memory, more than "
+                f"this server's memory budget of {self.budget.limit} bytes for all "
+                f"requests (--memory-budget-bytes); send large batches as binary "
+                f"tensors or in smaller requests",
+                status=413,
+            )
         await self.budget.acquire(n)
         self.held += n
 

@@ -34,10 +34,15 @@ from ._model import ServedModel
 from ._options import ServeOptions
 from .errors import ORJSONResponse, reading_request
 
-#: JSON takes this many times its size in Python objects while it is parsed
-#: into arrays (measured with tracemalloc: 16x for flat one-digit pixels, up to
-#: 33x for lists of empty lists); each JSON body is charged that while parsed.
-JSON_WORKING_FACTOR = 32
+#: What parsing JSON into arrays may hold, in Python objects (measured with
+#: tracemalloc over the protocol's parser): up to 20 times the text for flat
+#: numbers (a pointer, an array element, a float object), and for each list or
+#: object it opens about 64 bytes more (44 times the text for lists nested
+#: 1,000 deep, 36 for a body of ``{},``). A JSON body is charged this while it
+#: is parsed: ``JSON_BYTE_FACTOR`` times its size and ``JSON_CONTAINER_BYTES``
+#: for each ``[`` and ``{`` in it.
+JSON_BYTE_FACTOR = 24
+JSON_CONTAINER_BYTES = 64
 #: Bodies up to this size are parsed on the event loop (a thread costs more
 #: than parsing them); larger ones in a thread, so the loop stays free.
 _INLINE_PARSE_BYTES = 64 * 1024
@@ -51,21 +56,17 @@ _WARM_UP_PNG = bytes.fromhex(
 )
 
 
-def _parse_cost(size, header_length):
-    """The bytes parsing a body of ``size`` may hold: its JSON part many times
-    over (:data:`JSON_WORKING_FACTOR`), its binary tensors once (converted)."""
-    json_part = size
-    # What the parser refuses (not ASCII digits, more digits than any body
-    # has bytes, which int() would also refuse past 4,300) costs the whole
-    # body as JSON until it is refused.
-    if (
-        header_length is not None
-        and header_length.isascii()
-        and header_length.isdigit()
-        and len(header_length) <= len(str(size))
-    ):
-        json_part = min(int(header_length), size)
-    return JSON_WORKING_FACTOR * json_part + (size - json_part)
+def _parse_cost(body, header_length: int | None) -> int:
+    """The bytes parsing ``body`` may hold: its JSON part as
+    :data:`JSON_BYTE_FACTOR` and :data:`JSON_CONTAINER_BYTES` say, its binary
+    tensors once (converted to pixels)."""
+    json_part = len(body) if header_length is None else min(header_length, len(body))
+    containers = body.count(b"[", 0, json_part) + body.count(b"{", 0, json_part)
+    return (
+        JSON_BYTE_FACTOR * json_part
+        + JSON_CONTAINER_BYTES * containers
+        + (len(body) - json_part)
+    )
 
 
 class Endpoints:
@@ -194,10 +195,12 @@ class Endpoints:
           503: {description: 'the memory budget is full: retry after Retry-After'}
         """
         self._check_name(request)
-        header_length = request.headers.get(_protocol.HEADER_LENGTH)
+        header_length = _protocol.parse_header_length(
+            request.headers.get(_protocol.HEADER_LENGTH)
+        )
         async with self.budget.account() as account:
             body = await self._read_body(request, account)
-            working = _parse_cost(len(body), header_length)
+            working = _parse_cost(body, header_length)
             await account.charge(working)
             parsed = await self._off_loop_if_large(
                 len(body), self._parse, body, header_length

@@ -422,9 +422,24 @@ def test_a_request_is_charged_its_body_its_parse_and_the_models_tensors(graph):
         assert client.post(INFER, content=body).status_code == 200
     budget = app.state.budget
     assert budget.in_use == 0
-    # The parse (32x the JSON) and the model's tensors are charged in turn.
-    assert budget.peak >= max(32 * len(body), 100 * model.bytes_per_image)
-    assert budget.peak < 34 * len(body) + 100 * model.bytes_per_image
+    # The parse (24x the JSON, and 64 bytes for each of its 3 lists and 2
+    # objects) and the model's tensors are charged in turn, the body throughout.
+    parse = 24 * len(body) + 5 * 64
+    assert budget.peak == len(body) + max(parse, 100 * model.bytes_per_image)
+
+
+def test_a_request_that_could_never_fit_is_a_413_at_once(graph):
+    """Its own body and its parse over the whole budget: no wait helps."""
+    options = ServeOptions(memory_budget_bytes=16 * 1024**2)
+    app = create_app(_model(graph), options)
+    body = _request_body(500)  # 784 KB of JSON: 19 MB to parse
+    with TestClient(app, base_url=BASE) as client:
+        answer = client.post(INFER, content=body)
+        assert client.post(INFER, content=_request_body(10)).status_code == 200
+    assert answer.status_code == 413, answer.text
+    assert "retry-after" not in answer.headers
+    assert "more than this server's memory budget of 16777216" in answer.text
+    assert app.state.budget.in_use == 0
 
 
 def test_a_fault_of_the_servers_is_a_json_500_and_a_model_failure_names_itself(
