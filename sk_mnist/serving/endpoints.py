@@ -44,7 +44,8 @@ from .errors import ORJSONResponse, reading_request
 JSON_BYTE_FACTOR = 24
 JSON_CONTAINER_BYTES = 64
 #: Bodies up to this size are parsed on the event loop (a thread costs more
-#: than parsing them); larger ones in a thread, so the loop stays free.
+#: than parsing them); larger ones in a thread, where the event loop runs
+#: between the parser's steps (orjson holds the GIL while it reads the text).
 _INLINE_PARSE_BYTES = 64 * 1024
 
 
