@@ -91,7 +91,7 @@ class Endpoints:
     ):
         self.model, self.options = model, options
         self.metrics, self.budget = metrics, budget
-        self.batcher = None
+        self.batcher, self._batching = None, False
         if options.max_batch_size is not None:
             self.batcher = AdaptiveBatcher(
                 model.apredict,
@@ -122,14 +122,21 @@ class Endpoints:
         # The first /predict would otherwise pay for importing the image
         # decoders and scipy.ndimage.
         await run_in_threadpool(read_digit_image, _WARM_UP_PNG)
-        if self.batcher is not None:
-            await self.batcher.start()
+        await self._start_batcher()
 
     async def stop(self):
         """At shutdown: stop the batcher, close the model (its thread ends)."""
-        if self.batcher is not None:
+        if self._batching:
             await self.batcher.stop()
+            self._batching = False
         await run_in_threadpool(self.model.close)
+
+    async def _start_batcher(self):
+        # Also at the first request of an app whose lifespan never ran (one
+        # mounted inside another app: Starlette's Mount runs no lifespan).
+        if self.batcher is not None and not self._batching:
+            self._batching = True
+            await self.batcher.start()
 
     async def live(self, request: Request) -> Response:
         """
@@ -401,6 +408,7 @@ class Endpoints:
         running = len(images) * self.model.bytes_per_image
         await account.charge(running)
         if self.batcher is not None:
+            await self._start_batcher()
             answers = await self.batcher.predict(images)
         else:
             self.metrics.batch_size.observe(len(images))

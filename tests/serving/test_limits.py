@@ -493,3 +493,18 @@ def test_odd_length_headers_are_a_4xx(graph, header):
     status, _, body = asyncio.run(scenario())
     assert 400 <= status < 500, body
     assert set(json.loads(body)) == {"error"}
+
+
+def test_a_batching_app_mounted_without_its_lifespan_still_answers(graph):
+    """Starlette's Mount runs no lifespan: the batcher starts at the first
+    request instead."""
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    inner = create_app(_model(graph), ServeOptions(max_batch_size=8))
+    outer = Starlette(routes=[Mount("/mnist", inner)])
+    with TestClient(outer, base_url=BASE) as client:
+        for _ in range(2):
+            answer = client.post("/mnist" + INFER, content=_request_body(2))
+            assert answer.status_code == 200, answer.text
+            assert len(answer.json()["outputs"][0]["data"]) == 2
