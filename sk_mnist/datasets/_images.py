@@ -44,6 +44,30 @@ _WORKING_SIDE = 512
 #: and Pillow copies them, 4.0x the image; PNG, JPEG, GIF, BMP, TIFF (raw and
 #: deflate), PPM and TGA peaked within 3% of the image.
 _DECODER_COPIES = {"WEBP": 4}
+#: The noise smoothed before ink is told from paper: a Gaussian of this
+#: standard deviation, in pixels of the reduced image.
+_NOISE_SIGMA = 1.0
+#: The paper's light is estimated over windows of this fraction of the
+#: image's shorter side: wider than any stroke of a digit in the image,
+_BACKGROUND = 0.5
+#: by a paraboloid dropping this many grey levels at the image's shorter
+#: side from its centre (25 at a tenth of the side, 6 at a twentieth).
+_CURVATURE = 2500.0
+#: The paper's light is estimated on blocks: this many on the shorter side.
+_BLOCKS = 64
+#: and smoothed over this fraction of the shorter side (a shadow's edge is
+#: kept to within about that).
+_LIGHT_SIGMA = 0.03
+#: Less contrast than this (of 255 grey levels) between ink and paper is a
+#: blank page.
+_MIN_CONTRAST = 8.0
+#: The faint edges of strokes count down to this fraction of the ink's
+#: contrast (or the paper's noise, if higher).
+_FAINT = 0.05
+#: The ink of the strokes' cores: this percentile of the strokes Otsu finds.
+_WHITE = 75
+#: Ink components smaller than this fraction of the largest are not the digit.
+_KEEP = 0.1
 #: Bytes per working pixel the reader itself holds at once after the image is
 #: reduced: the grey levels and at most nine more float32 or int32 arrays of
 #: that size (smoothed levels, background, ink, labels), and boolean masks.
@@ -354,16 +378,12 @@ def _as_mnist(gray, prefix):
     from PIL import Image
     from scipy import ndimage
 
-    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    if border.mean() > 127:
-        gray, border = 255.0 - gray, 255.0 - border
-    gray -= np.median(border)
-    np.clip(gray, 0, 255, out=gray)
-    ink = gray > 0.05 * gray.max() if gray.max() > 0 else np.zeros_like(gray, bool)
-    if not ink.any():
-        raise DataFileError(f"{prefix}the image is blank; no digit found.")
-    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
-    digit = gray[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    ink, support = _ink(gray, prefix)
+    rows, cols = (
+        np.flatnonzero(support.any(axis=1)),
+        np.flatnonzero(support.any(axis=0)),
+    )
+    digit = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     height, width = digit.shape
     factor = _BOX / max(height, width)
     size = (max(1, round(width * factor)), max(1, round(height * factor)))
@@ -385,3 +405,216 @@ def _as_mnist(gray, prefix):
     canvas = np.clip(canvas, 0, None)
     canvas *= 255.0 / canvas.max()
     return canvas.round().astype(np.uint8)
+
+
+def _ink(gray, prefix):
+    """The ink, bright on a black ground, and the pixels of the digit.
+
+    A photo of a digit on paper is no clean scan: the paper is grey and lit
+    unevenly (a gradient, darker corners, a shadow), the sensor adds noise,
+    and a fixed fraction of the darkest stroke marks noise as ink. No library
+    call turns such a picture into MNIST's ink, so the steps are here, each
+    with the scipy.ndimage operation that does its part:
+
+    1. Noise is smoothed (a Gaussian of one pixel) before anything is told
+       apart, so single noisy pixels neither set the threshold nor pass it.
+    2. Which is the ink: the side of the paper (the median of the border)
+       with the farther extreme. Ink is the minority and far from the paper
+       level; uneven light moves the paper's level less.
+    3. The paper's own light is estimated at a large scale and removed: a
+       morphological closing (opening for light ink) with a window half the
+       image's shorter side removes every stroke narrower than that and keeps
+       gradients, the rounded light of a vignette and a shadow's edge (as
+       ImageJ's rolling-ball background does). Dark ink is then the fraction
+       of that light it absorbs (the photo divided by its background, as a
+       flat field is), so a stroke in a shadow is as dark as one in the light.
+    4. The ink is told from the paper by Otsu's threshold on the image's own
+       histogram (numpy and scipy have none; scikit-image's is a dependency
+       for ten lines), then by hysteresis: the faint edges of the strokes
+       down to just above the paper's noise (four robust deviations) are
+       ink when they touch the strokes Otsu found.
+    5. The digit is the largest ink components: those of at least a tenth of
+       the largest, so a broken stroke stays and specks of dirt or noise go.
+    """
+    from scipy import ndimage
+
+    smooth = ndimage.gaussian_filter(gray, _NOISE_SIGMA)
+    blocks, step = _block_means(gray)
+    dark_ink = _dark_ink(blocks)
+    light = _light(blocks, step, gray.shape, dark_ink)
+    if dark_ink:
+        # Dark ink: the fraction of the light falling on the paper it absorbs.
+        np.maximum(light, 1.0, out=light)
+        ink = 255 * (1 - gray / light)
+        smooth = 255 * (1 - smooth / light)
+    else:
+        ink = gray - light
+        smooth -= light
+    del light
+    np.clip(ink, 0, 255, out=ink)
+    np.clip(smooth, None, 255, out=smooth)  # signed: the paper's noise is measured
+    peak = float(smooth.max())
+    sample = smooth[::2, ::2]  # every fourth pixel: enough for a histogram
+    threshold = _otsu(sample) if peak > 0 else 0.0
+    ground = sample[sample <= threshold]
+    level = float(np.median(ground)) if ground.size else 0.0
+    spread = 1.4826 * float(np.median(np.abs(ground - level))) if ground.size else 0.0
+    del ground, sample
+    if peak - level <= max(_MIN_CONTRAST, 6 * spread):
+        raise DataFileError(f"{prefix}the image is blank; no digit found.")
+    faint = min(threshold, level + max(4 * spread, _FAINT * (peak - level)))
+    eight = np.ones((3, 3), bool)
+    strokes, _ = ndimage.label(smooth > threshold, structure=eight)
+    sizes = np.bincount(strokes.ravel())
+    sizes[0] = 0
+    kept = np.flatnonzero(sizes >= _KEEP * sizes.max())
+    regions, _ = ndimage.label(smooth > faint, structure=eight)
+    del smooth
+    strong = np.isin(strokes, kept)
+    touched = np.unique(regions[strong])
+    del strokes
+    # A pen's stroke is as dark as it gets over most of its width: its cores
+    # are MNIST's full ink (255), however dark the pen was on that paper.
+    white = float(np.percentile(ink[strong], _WHITE)) - level
+    del strong
+    support = np.isin(regions, touched[touched > 0])
+    del regions
+    ink -= level
+    np.clip(ink, 0, max(white, 1.0), out=ink)
+    ink *= support
+    # The digit's box: its own pixels above the faint level (the support,
+    # found on the smoothed image, reaches a pixel or two beyond them).
+    support &= ink > faint - level
+    if not support.any():
+        raise DataFileError(f"{prefix}the image is blank; no digit found.")
+    return ink, support
+
+
+def _block_means(gray, count=None):
+    """The image as means of square blocks, ``count`` (``_BLOCKS``) on its
+    shorter side (a 4x4 block averages the noise down 4 times; the light
+    varies little within one), and the blocks' side."""
+    height, width = gray.shape
+    step = max(1, min(height, width) // (count or _BLOCKS))
+    rows, cols = -(-height // step), -(-width // step)
+    padded = np.pad(gray, ((0, rows * step - height), (0, cols * step - width)), "edge")
+    return padded.reshape(rows, step, cols, step).mean(
+        axis=(1, 3), dtype=np.float32
+    ), step
+
+
+def _extended(blocks, reach):
+    """``blocks`` extended past its edges by odd reflection (2 x edge - mirror
+    image): a gradient goes on as it went, where a mirror or a constant would
+    make the edge a valley (or a ridge) that a closing (or a median) fills
+    with the light of half a window inwards."""
+    reach = min(reach, blocks.shape[0] - 1, blocks.shape[1] - 1)
+    return np.pad(blocks, reach, mode="reflect", reflect_type="odd"), reach
+
+
+def _enlarged(small, size, step):
+    """``small`` (one value a block of ``step`` pixels) enlarged to ``size``
+    (rows, columns) with bilinear interpolation."""
+    from PIL import Image
+
+    height, width = size
+    enlarged = Image.fromarray(small.astype(np.float32), "F").resize(
+        (width, height),
+        Image.Resampling.BILINEAR,
+        box=(0, 0, width / step, height / step),
+    )
+    return np.asarray(enlarged, dtype=np.float32).copy()
+
+
+def _dark_ink(blocks):
+    """Whether the ink is darker than the paper.
+
+    Ink is the minority of the image and far from the paper around it: the
+    paper's level is a median over windows of half the image (on blocks of
+    4x4 blocks, so it is cheap), which follows the light without telling ink
+    from paper; the ink is the side of it with the farther extreme.
+    """
+    from scipy import ndimage
+
+    coarse, step = _block_means(blocks, 16)
+    size = max(3, round(_BACKGROUND * min(coarse.shape)))
+    extended, reach = _extended(coarse, size)
+    paper = ndimage.median_filter(extended, size=size, mode="nearest")
+    paper = paper[reach : reach + coarse.shape[0], reach : reach + coarse.shape[1]]
+    difference = blocks - _enlarged(paper, blocks.shape, step)
+    darkest, lightest = np.percentile(difference, [0.2, 99.8])
+    return -darkest > lightest
+
+
+def _light(blocks, step, size, dark_ink):
+    """The paper's light (its level without the strokes) at each pixel.
+
+    Estimated on the block means. A closing (an opening for light ink) over
+    windows of half the shorter side removes the strokes; as it keeps the
+    brightest noise of each window, it is only used to find the strokes
+    (Otsu's threshold on the ink it leaves), and the light is then the
+    Gaussian-weighted mean of the paper's blocks alone (a normalised
+    convolution), enlarged back with bilinear interpolation.
+    """
+    from scipy import ndimage
+
+    rows, cols = blocks.shape
+    rough = _rolled(blocks, dark_ink)
+    sigma = max(1.0, _LIGHT_SIGMA * min(rows, cols))
+    light = rough
+    for _ in range(2):
+        strokes = 1 - blocks / np.maximum(light, 1.0) if dark_ink else blocks - light
+        if not strokes.max() > strokes.min():
+            break
+        paper = ~ndimage.binary_dilation(strokes > _otsu(strokes), iterations=2)
+        light = rough.copy()
+        # Near the paper, its mean within a few blocks; in a wide stroke or a
+        # blob, its mean over a wider reach; the closing where neither reaches.
+        for reach in (4 * sigma, sigma):
+            weight = ndimage.gaussian_filter(
+                paper.astype(np.float32), reach, mode="nearest"
+            )
+            mean = ndimage.gaussian_filter(blocks * paper, reach, mode="nearest")
+            covered = weight > 0.05
+            light[covered] = mean[covered] / weight[covered]
+    return _enlarged(light, size, step)
+
+
+def _rolled(blocks, dark_ink):
+    """A closing (an opening for light ink) of the blocks by a paraboloid.
+
+    A flat window fills any dark patch narrower than itself, a shadow's
+    strip as well as a stroke; a paraboloid (ImageJ's sliding paraboloid)
+    enters a patch as far as its curvature lets it: a stroke, narrow and deep,
+    is bridged over, while the light of a wide, shallow shadow or a dark
+    corner is followed. It is the sum of two parabolas, one an axis, so each
+    step is two one-dimensional passes.
+    """
+    from scipy import ndimage
+
+    rows, cols = blocks.shape
+    side = min(rows, cols)
+    # Past this reach the paraboloid has dropped more than the 255 grey levels
+    # any contrast can have, so it is cut there.
+    reach = max(1, math.ceil(side * min(_BACKGROUND, math.sqrt(255 / _CURVATURE))))
+    offsets = np.arange(-reach, reach + 1, dtype=np.float32) / side
+    bowl = (-_CURVATURE * offsets**2).astype(np.float32)
+    extended, pad = _extended(blocks, reach)
+    steps = (ndimage.grey_dilation, ndimage.grey_erosion)
+    for step in steps if dark_ink else steps[::-1]:
+        extended = step(extended, structure=bowl[:, None], mode="nearest")
+        extended = step(extended, structure=bowl[None, :], mode="nearest")
+    return extended[pad : pad + rows, pad : pad + cols]
+
+
+def _otsu(values):
+    """Otsu's threshold: the level splitting the histogram into two classes
+    of the largest between-class variance."""
+    counts, edges = np.histogram(values, bins=256)
+    centres = (edges[:-1] + edges[1:]) / 2
+    below = np.cumsum(counts, dtype=np.float64)
+    above = below[-1] - below
+    total = np.cumsum(counts * centres)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        between = below * above * (total / below - (total[-1] - total) / above) ** 2
+    return float(edges[1 + np.nanargmax(between[:-1])])
