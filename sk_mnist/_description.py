@@ -59,6 +59,10 @@ PARAMETER_CONSTRAINTS: dict = {
     "warm_start": ["boolean"],
     "random_state": ["random_state"],
     "verbose": [Interval(Integral, 0, 2, closed="both")],
+    "steps_per_execution": [
+        Interval(Integral, 1, None, closed="left"),
+        StrOptions({"auto"}),
+    ],
 }
 
 
@@ -142,6 +146,9 @@ class TrainingPlan:
         Whether ``history_`` records the rate each epoch started with.
     callbacks : tuple of keras.callbacks.Callback
         The user's callbacks, copied in every fit.
+    steps_per_execution : int or "auto"
+        Batches per compiled call (Keras's name); ``"auto"`` decides from
+        the size of the fit (see :func:`sk_mnist._keras.training.execution_steps`).
     """
 
     batch_size: int = 128
@@ -155,6 +162,7 @@ class TrainingPlan:
     record_learning_rate: bool = False
     callbacks: tuple = ()
     verbose: int = 0
+    steps_per_execution: int | str = "auto"
 
     @property
     def monitor(self) -> str:
@@ -272,6 +280,7 @@ def from_params(
         record_learning_rate=params["learning_rate_schedule"] != "constant",
         callbacks=tuple(params["callbacks"] or ()),
         verbose=int(params["verbose"]),
+        steps_per_execution=params["steps_per_execution"],
     )
     optimizer = _optimizer(params, engine, decay_steps=plan.epochs * batches)
     return Description(layers, optimizer, plan)

@@ -118,19 +118,14 @@ def test_grid_search_gives_the_same_scores_with_one_and_two_jobs(small_mnist):
             ("mlp", KerasMLPClassifier(epochs=2, batch_size=64, random_state=0)),
         ]
     )
-    grid = {"mlp__hidden_layer_sizes": [(32,), (64,), (32, 32)]}
-    serial = GridSearchCV(pipe, grid, cv=3, n_jobs=1).fit(X, y)
-    parallel = GridSearchCV(pipe, grid, cv=3, n_jobs=2).fit(X, y)
-    for key in (
-        "mean_test_score",
-        "split0_test_score",
-        "split1_test_score",
-        "split2_test_score",
-    ):
+    grid = {"mlp__hidden_layer_sizes": [(32,), (32, 32)]}
+    serial = GridSearchCV(pipe, grid, cv=2, n_jobs=1).fit(X, y)
+    parallel = GridSearchCV(pipe, grid, cv=2, n_jobs=2).fit(X, y)
+    for key in ("mean_test_score", "split0_test_score", "split1_test_score"):
         np.testing.assert_array_equal(
             serial.cv_results_[key], parallel.cv_results_[key]
         )
-    assert serial.best_score_ > 0.8
+    assert serial.best_score_ > 0.75  # 1,500 training images a fold
     assert serial.best_estimator_[-1].n_iter_ == 2
 
 
@@ -230,6 +225,24 @@ def test_same_random_state_gives_identical_weights_and_predictions(small_mnist):
     np.testing.assert_array_equal(a.predict_proba(Xt), b.predict_proba(Xt))
     c = KerasMLPClassifier(**{**params, "random_state": 1}).fit(X, y)
     assert not weights_equal(a, c)
+
+
+def test_compiled_training_is_reproducible_and_partial_fit_is_one_epoch(small_mnist):
+    X, y, Xt, _ = small_mnist
+    params = {**FAST, "steps_per_execution": 4}
+    a = KerasMLPClassifier(**params).fit(X[:600], y[:600])
+    b = KerasMLPClassifier(**params).fit(X[:600], y[:600])
+    assert weights_equal(a, b)
+    np.testing.assert_array_equal(a.predict_proba(Xt), b.predict_proba(Xt))
+    a.partial_fit(X[:600], y[:600])
+    assert a.n_iter_ == len(a.history_["loss"]) == FAST["epochs"] + 1
+
+
+@pytest.mark.parametrize("value", [0, "fast", 2.5])
+def test_steps_per_execution_is_validated(small_mnist, value):
+    X, y, _, _ = small_mnist
+    with pytest.raises(ValueError, match="steps_per_execution"):
+        KerasMLPClassifier(steps_per_execution=value, **FAST).fit(X[:100], y[:100])
 
 
 def test_same_random_state_gives_identical_predictions_in_a_fresh_process(
@@ -426,16 +439,23 @@ def test_nan_loss_stops_with_a_clear_error_and_leaves_it_unfitted(small_mnist):
 
 class _Interrupt(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
-        if self.params is not None and getattr(self, "_epoch", 0) == 1 and batch == 3:
+        if self.params is not None and getattr(self, "_epoch", 0) == 1 and batch >= 3:
             raise KeyboardInterrupt
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
 
 
-def test_ctrl_c_during_fit_warns_and_keeps_a_usable_estimator(small_mnist):
+@pytest.mark.parametrize("steps_per_execution", [1, 8])
+def test_ctrl_c_during_fit_warns_and_keeps_a_usable_estimator(
+    small_mnist, steps_per_execution
+):
     X, y, Xt, _ = small_mnist
-    clf = KerasMLPClassifier(callbacks=[_Interrupt()], **{**FAST, "epochs": 5})
+    clf = KerasMLPClassifier(
+        callbacks=[_Interrupt()],
+        steps_per_execution=steps_per_execution,
+        **{**FAST, "epochs": 5},
+    )
     with pytest.warns(UserWarning, match="interrupted by the user in epoch 2"):
         clf.fit(X, y)
     assert clf.n_iter_ == 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -401,11 +402,12 @@ def check_activation(activation: str) -> None:
 def predict_in_batches(model, X: np.ndarray, batch_size: int = 8192) -> np.ndarray:
     """Run the compiled forward pass of ``model`` on ``X``, a batch at a time.
 
-    :meth:`keras.Model.predict` builds a data pipeline and a progress callback
-    on every call, which dominates the time of a small request; the compiled
-    ``predict_on_batch`` function costs well under a millisecond for a few
-    samples, so small requests stay fast. Chunks of ``batch_size`` rows keep
-    memory bounded for large ``X``.
+    :meth:`keras.Model.predict` builds a data adapter and callbacks on every
+    call, and ``predict_on_batch`` converts and (on JAX) writes the model's
+    state back on every call: for one image, that is most of the time. The
+    forward pass here is compiled once per model (:func:`forward_function`)
+    and reused by every call. Chunks of ``batch_size`` rows keep memory
+    bounded for large ``X``.
 
     Parameters
     ----------
@@ -422,15 +424,62 @@ def predict_in_batches(model, X: np.ndarray, batch_size: int = 8192) -> np.ndarr
         The model's outputs as a float32 numpy array.
     """
     with backend_lock():
-        return _predict_chunks(model, X, batch_size)
+        forward = forward_function(model)
+        if len(X) <= batch_size:
+            return forward(X)
+        return np.concatenate(
+            [
+                forward(X[start : start + batch_size])
+                for start in range(0, len(X), batch_size)
+            ]
+        )
 
 
-def _predict_chunks(model, X, batch_size):
-    if len(X) <= batch_size:
-        return np.asarray(model.predict_on_batch(X))
-    return np.concatenate(
-        [
-            np.asarray(model.predict_on_batch(X[start : start + batch_size]))
-            for start in range(0, len(X), batch_size)
-        ]
-    )
+# The compiled forward pass of each model, made on its first prediction.
+_FORWARD = weakref.WeakKeyDictionary()
+
+
+def forward_function(model):
+    """``model``'s inference pass as one compiled function, numpy in and out.
+
+    On TensorFlow a ``tf.function`` traced once for any number of rows; on
+    JAX a ``jax.jit`` of :meth:`keras.Model.stateless_call` on the model's
+    current weights (traced once per number of rows). It reads the
+    variables at each call, so weights set later (a warm start, restored
+    best weights) are the ones used.
+    """
+    forward = _FORWARD.get(model)
+    if forward is None:
+        forward = _FORWARD[model] = _compile_forward(model)
+    return forward
+
+
+def _compile_forward(model):
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        width = model.inputs[0].shape[-1]
+        compiled = tf.function(
+            lambda x: model(x, training=False),
+            input_signature=[tf.TensorSpec((None, width), tf.float32)],
+        )
+        return lambda X: compiled(X).numpy()
+    if backend == "jax":
+        import jax
+
+        @jax.jit
+        def compiled(trainable, non_trainable, x):
+            return model.stateless_call(trainable, non_trainable, x, training=False)[0]
+
+        def run(X):
+            return np.asarray(
+                compiled(
+                    [v.value for v in model.trainable_variables],
+                    [v.value for v in model.non_trainable_variables],
+                    X,
+                )
+            )
+
+        return run
+    return lambda X: np.asarray(model.predict_on_batch(X))

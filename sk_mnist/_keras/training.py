@@ -247,26 +247,47 @@ def train(
         steps=math.ceil(len(X) / batch_size),
     )
     shuffle_rng = np.random.default_rng(shuffle_seed) if plan.shuffle else None
+    steps = execution_steps(plan.steps_per_execution, len(X), batch_size, epochs)
+    compiled_epochs = network.backend_name() == "jax" and steps > 1
     data = (
         (X, one_hot[y], sample_weight)
-        if shuffle_rng is None
+        if shuffle_rng is None and not compiled_epochs
         else _as_tensors(X, one_hot[y], sample_weight)
     )
+    if compiled_epochs:
+        from . import compiled
+
+        epoch_runner = compiled.CompiledEpochs(
+            model, *data, batch_size=batch_size, steps=steps
+        )
+    else:
+        _set_execution(model, steps)
     result = TrainingResult(history=recorder.history)
     epoch = initial_epoch
     with network.backend_lock(), ctrl_c.handling_sigint():
         callback_list.begin()
+        model.stop_training = False
         try:
             for epoch in range(initial_epoch, initial_epoch + epochs):
-                run_epoch(
-                    model,
-                    *data,
-                    epoch=epoch,
-                    batch_size=batch_size,
-                    shuffle_rng=shuffle_rng,
-                    validation_data=validation_data,
-                    callbacks=callback_list,
-                )
+                if compiled_epochs:
+                    run_compiled_epoch(
+                        model,
+                        epoch_runner,
+                        epoch=epoch,
+                        shuffle_rng=shuffle_rng,
+                        validation_data=validation_data,
+                        callbacks=callback_list,
+                    )
+                else:
+                    run_epoch(
+                        model,
+                        *data,
+                        epoch=epoch,
+                        batch_size=batch_size,
+                        shuffle_rng=shuffle_rng,
+                        validation_data=validation_data,
+                        callbacks=callback_list,
+                    )
                 _check_finite(recorder.history, epoch, epoch + 1 - initial_epoch)
                 if ctrl_c.requested:
                     result.interrupted_epoch = epoch
@@ -333,6 +354,68 @@ def run_epoch(
         callbacks=callbacks,
         verbose=0,
     )
+
+
+def run_compiled_epoch(
+    model, epoch_runner, *, epoch, shuffle_rng, validation_data, callbacks
+):
+    """Train one epoch in compiled chunks (JAX), then validate, as ``fit`` does.
+
+    The callbacks see what one epoch of :meth:`keras.Model.fit` shows them:
+    ``on_epoch_begin``, batch hooks (once per chunk), the validation's test
+    hooks and ``on_epoch_end`` with the epoch's metrics.
+    """
+    n = len(epoch_runner.data[0])
+    order = np.arange(n) if shuffle_rng is None else shuffle_rng.permutation(n)
+    model.reset_metrics()
+    callbacks.on_epoch_begin(epoch)
+    epoch_runner.run(order.astype(np.int32), callbacks)
+    logs = dict(model.get_metrics_result())
+    if validation_data is not None:
+        scores = model.evaluate(
+            *validation_data,
+            batch_size=epoch_runner.batch_size,
+            callbacks=callbacks,
+            verbose=0,
+            return_dict=True,
+        )
+        logs.update({f"val_{name}": value for name, value in scores.items()})
+    callbacks.on_epoch_end(epoch, logs)
+
+
+#: Batches per compiled call when ``steps_per_execution="auto"`` compiles.
+AUTO_STEPS = 32
+#: The fewest steps a fit must plan for ``"auto"`` to compile them: below,
+#: compiling costs more than it saves (measured in benchmarks/).
+AUTO_MIN_STEPS = 1000
+
+
+def execution_steps(steps_per_execution, n_samples, batch_size, epochs) -> int:
+    """Batches per compiled call: the plan's, or for ``"auto"`` by the work's size.
+
+    ``"auto"`` compiles chunks of :data:`AUTO_STEPS` batches (XLA on
+    TensorFlow, a scan on JAX) when the fit plans at least
+    :data:`AUTO_MIN_STEPS` steps, and one step per call, as the tutorial
+    compiles it, for smaller fits (the estimator checks, the tests).
+    """
+    if steps_per_execution != "auto":
+        return int(steps_per_execution)
+    planned = epochs * math.ceil(n_samples / batch_size)
+    return AUTO_STEPS if planned >= AUTO_MIN_STEPS else 1
+
+
+def _set_execution(model, steps):
+    """Keras's own ``steps_per_execution``, and XLA with it, for ``model.fit``.
+
+    On TensorFlow only: Keras compiles JAX's steps with XLA always.
+    """
+    if network.backend_name() != "tensorflow":
+        return
+    jit = steps > 1
+    if model.steps_per_execution != steps or bool(model.jit_compile) != jit:
+        model.steps_per_execution = steps
+        model.jit_compile = jit
+        model.train_function = None
 
 
 def _as_tensors(X, Y, sample_weight):

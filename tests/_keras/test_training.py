@@ -142,3 +142,78 @@ def test_a_real_sigint_stops_at_the_next_batch_and_restores_the_handler():
     assert result.interrupted_epoch == 0
     assert len(result.history["loss"]) == 1  # the epoch it stopped in
     assert signal.getsignal(signal.SIGINT) is before
+
+
+class _Hooks(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.batches, self.epochs = [], []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.batches.append(batch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs.append(epoch)
+
+
+def test_compiled_chunks_keep_the_epochs_and_call_batch_hooks_once_per_chunk():
+    # 200 samples: 7 batches of 32 (the last one of 8), in chunks of 3, 3, 1.
+    X, y = _data()
+    hooks = _Hooks()
+    runs = [
+        _train(
+            _model(),
+            X[:200],
+            y[:200],
+            plan={"steps_per_execution": steps, "shuffle": True},
+            shuffle_seed=0,
+            validation=(X[200:], y[200:]),
+            callbacks=[hooks] if steps > 1 else [],
+            epochs=2,
+        )
+        for steps in (3, 1)
+    ]
+    assert hooks.epochs == [0, 1]
+    # Once per chunk, with its last step (Keras on TensorFlow numbers the
+    # last, shorter chunk as a full one: 8).
+    assert len(hooks.batches) == 6
+    assert hooks.batches[:2] == hooks.batches[3:5] == [2, 5]
+    chunked, stepwise = (run.history for run in runs)
+    assert (
+        sorted(chunked)
+        == sorted(stepwise)
+        == [
+            "accuracy",
+            "loss",
+            "val_accuracy",
+            "val_loss",
+        ]
+    )
+    for key in stepwise:
+        np.testing.assert_allclose(chunked[key], stepwise[key], rtol=1e-3)
+
+
+def test_ctrl_c_in_compiled_training_stops_within_one_more_chunk():
+    import os
+    import signal
+
+    class SendSigint(_Hooks):
+        def on_train_batch_end(self, batch, logs=None):
+            super().on_train_batch_end(batch, logs)
+            if len(self.batches) == 1:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    X, y = _data()
+    spy = SendSigint()
+    result = _train(
+        _model(), X, y, plan={"steps_per_execution": 3}, callbacks=[spy], epochs=5
+    )
+    assert spy.batches == [2, 5]
+    assert result.interrupted_epoch == 0
+    assert len(result.history["loss"]) == 1
+
+
+def test_auto_compiles_only_fits_that_plan_many_steps():
+    assert training.execution_steps("auto", 3000, 64, 2) == 1
+    assert training.execution_steps("auto", 60_000, 128, 20) == training.AUTO_STEPS
+    assert training.execution_steps(5, 10, 64, 1) == 5
