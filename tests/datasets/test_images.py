@@ -70,16 +70,21 @@ def test_a_huge_image_is_refused_from_its_header_in_one_line(tmp_path, side):
     # 20,000 x 20,000 is past twice Pillow's own limit, which Pillow refuses
     # at open: the message still quotes sk-mnist's limit, not Pillow's.
     path = _png_header_only(tmp_path / "huge.png", side, side)
-    for read in (read_digit_image, decoded_size):
-        with pytest.raises(DataFileError) as error:
-            read(path)
-        message = str(error.value)
-        assert message.startswith(f"{path}: the image is too large to read as a digit")
-        assert f"{MAX_PIXELS:,}" in message
-        assert "\n" not in message
-        assert "the image: the image" not in message
-        assert f"{Image.MAX_IMAGE_PIXELS:,}" not in message
-        assert str(Image.MAX_IMAGE_PIXELS) not in message
+    # A file is named once; bytes (a server's upload) are "the image", once.
+    for source, start in (
+        (path, f"{path}: the image"),
+        (path.read_bytes(), "the image"),
+    ):
+        for read in (read_digit_image, decoded_size):
+            with pytest.raises(DataFileError) as error:
+                read(source)
+            message = str(error.value)
+            assert message.startswith(f"{start} is too large to read as a digit: ")
+            assert f"{MAX_PIXELS:,}" in message
+            assert "\n" not in message
+            assert "the image: the image" not in message
+            assert f"{Image.MAX_IMAGE_PIXELS:,}" not in message
+            assert str(Image.MAX_IMAGE_PIXELS) not in message
     assert side * side > MAX_PIXELS
 
 
