@@ -26,10 +26,14 @@ class UnsafeModelError(ValueError):
 class ModelError(ValueError):
     """An ONNX model that ``sk-mnist export`` did not write, or that misbehaves.
 
-    Raised by :class:`sk_mnist.serving.ServedModel` for a graph it refuses to
-    run (an operator export never writes, tensors stored in other files, not
-    one uint8 image input) and for a run that fails, takes too long or
-    answers what is not one label and one row of probabilities per image.
+    Raised by :class:`sk_mnist.serving.ServedModel`, with a one-line message
+    naming what is wrong, for a graph it refuses to run (an operator, size,
+    shape or tensor export never writes: more than 1,000 nodes, sparse or
+    external tensors, a computed shape, tensors or matrix products that
+    outgrow the image and weights, class labels that are not unique or not
+    UTF-8 text, shapes onnxruntime makes otherwise than onnx infers) and for
+    a run that fails, takes too long or answers what is not one label and one
+    row of probabilities per image.
     """
 
 
