@@ -385,46 +385,59 @@ def test_without_sklearns_callback_api_the_estimator_fits_as_with_it(
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
 
 
-def run_on_a_terminal(args, env, timeout=300):
-    """``sk-mnist ARGS`` with a pseudo-terminal of 120 columns as its output."""
+def run_on_terminals(commands, env, timeout=300):
+    """Each ``sk-mnist ARGS`` of ``commands``, at once, on a pseudo-terminal
+    of 120 columns; their exit statuses and what each terminal showed."""
     import fcntl
     import pty
     import struct
     import termios
 
-    main, child = pty.openpty()
-    fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "sk_mnist", *map(str, args)],
-        stdin=child,
-        stdout=child,
-        stderr=child,
-        env={**os.environ, **env},
-        close_fds=True,
-    )
-    os.close(child)
-    chunks, deadline = [], time.monotonic() + timeout
+    running = {}  # terminal fd -> (process, chunks)
+    for args in commands:
+        main, child = pty.openpty()
+        fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+        process = subprocess.Popen(
+            [sys.executable, "-m", "sk_mnist", *map(str, args)],
+            stdin=child,
+            stdout=child,
+            stderr=child,
+            env={**os.environ, **env},
+            close_fds=True,
+        )
+        os.close(child)
+        running[main] = (process, [])
+    results = list(running.values())
+    deadline = time.monotonic() + timeout
     try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([main], [], [], 1.0)
-            if not ready:
-                if process.poll() is not None:
-                    break
-                continue
-            try:
-                data = os.read(main, 65536)
-            except OSError:  # the child closed the terminal
-                break
-            if not data:
-                break
-            chunks.append(data)
+        while running and time.monotonic() < deadline:
+            ready, _, _ = select.select(list(running), [], [], 1.0)
+            for fd in ready:
+                try:
+                    data = os.read(fd, 65536)
+                except OSError:  # the child closed its terminal
+                    data = b""
+                if data:
+                    running[fd][1].append(data)
+                else:
+                    os.close(fd)
+                    del running[fd]
     finally:
-        os.close(main)
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=30)
-    text = b"".join(chunks).decode("utf-8", "replace")
-    return process.returncode, _ANSI.sub("", text).replace("\r", "\n")
+        for fd in running:
+            os.close(fd)
+        for process, _ in results:
+            if process.poll() is None:
+                process.kill()
+            process.wait(timeout=30)
+    return [
+        (
+            process.returncode,
+            _ANSI.sub("", b"".join(chunks).decode("utf-8", "replace")).replace(
+                "\r", "\n"
+            ),
+        )
+        for process, chunks in results
+    ]
 
 
 # Two epochs: Keras writes "Epoch 1/N" only when N > 1.
@@ -432,22 +445,24 @@ _QUICK = ["--train-size", "300", "--epochs", "2", "--hidden", "8"]
 
 
 def test_train_and_search_show_progress_on_a_terminal(tmp_path, mnist_path):
-    env = {"SK_MNIST_DATA": mnist_path}
-    rc, out = run_on_a_terminal(["train", *_QUICK, "--out", tmp_path / "t"], env)
-    assert rc == 0, out[-3000:]
-    assert "Pipeline - fit" in out
-    assert "Pipeline - fit-final-estimator | KerasMLPClassifier - fit" in out
-    assert "Epoch 1/2" not in out  # one bar: not Keras's as well
-    assert load(tmp_path / "t" / "model.skops")[-1].n_iter_ == 2
     grid = ["--grid", "hidden=8,16", "--cv", "2"]
-    rc, out = run_on_a_terminal(
-        ["search", *_QUICK, *grid, "--out", tmp_path / "s"], env
+    (rc, train), (rc_search, search) = run_on_terminals(
+        [
+            ["train", *_QUICK, "--out", tmp_path / "t"],
+            ["search", *_QUICK, *grid, "--out", tmp_path / "s"],
+        ],
+        {"SK_MNIST_DATA": mnist_path},
     )
-    assert rc == 0, out[-3000:]
-    assert "GridSearchCV - fit" in out
-    assert "candidate-split-evaluation | Pipeline - fit #3" in out
-    assert "KerasMLPClassifier - fit" in out
-    assert "rank_test_score" in out
+    assert rc == 0, train[-3000:]
+    assert "Pipeline - fit" in train
+    assert "Pipeline - fit-final-estimator | KerasMLPClassifier - fit" in train
+    assert "Epoch 1/2" not in train  # one bar: not Keras's as well
+    assert load(tmp_path / "t" / "model.skops")[-1].n_iter_ == 2
+    assert rc_search == 0, search[-3000:]
+    assert "GridSearchCV - fit" in search
+    assert "candidate-split-evaluation | Pipeline - fit #3" in search
+    assert "KerasMLPClassifier - fit" in search
+    assert "rank_test_score" in search
 
 
 def test_train_and_search_print_no_progress_when_not_a_terminal(
