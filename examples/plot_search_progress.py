@@ -66,7 +66,7 @@ print(f"best: {search.best_params_}, mean CV accuracy {search.best_score_:.4f}")
 # Each row of the log is one task; the epochs of the search's fits sit
 # under its ``candidate-split-evaluation`` tasks, numbered candidate by
 # candidate, each over the ``cv`` splits.
-log = monitor.get_logs(include_lineage=True).data_as_pandas
+log = monitor.get_logs().data_as_pandas
 epochs_log = log[log["task_name"] == "epoch"].copy()
 evaluation = epochs_log["parent_task_id_path"].map(lambda path: path[:2] == (0, 0))
 epochs_log = epochs_log[evaluation]
