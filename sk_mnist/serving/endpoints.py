@@ -15,6 +15,7 @@ event loop; what was charged is released when the answer is ready.
 
 from __future__ import annotations
 
+import contextlib
 from importlib import resources
 
 from starlette.concurrency import run_in_threadpool
@@ -25,6 +26,7 @@ from starlette.schemas import SchemaGenerator
 from .._utils._text import shorten
 from ..datasets import read_digit_image
 from ..datasets._images import decoded_size
+from ..exceptions import DataFileError
 from ..inspection._occlusion import Occlusion, occlusion_rows
 from . import _protocol
 from ._batching import AdaptiveBatcher
@@ -120,8 +122,10 @@ class Endpoints:
     async def start(self):
         """At start-up: warm the image reader, start the batcher."""
         # The first /predict would otherwise pay for importing the image
-        # decoders and scipy.ndimage.
-        await run_in_threadpool(read_digit_image, _WARM_UP_PNG)
+        # decoders and scipy.ndimage; whether the reader finds a digit in
+        # this speck does not matter.
+        with contextlib.suppress(DataFileError):
+            await run_in_threadpool(read_digit_image, _WARM_UP_PNG)
         await self._start_batcher()
 
     async def stop(self):
