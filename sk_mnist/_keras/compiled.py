@@ -113,7 +113,11 @@ class CompiledEpochs:
 
 
 def _chunk_function(model, batch_size, steps, weighted):
-    """One XLA program: ``steps`` train steps from sample ``start`` of ``order``."""
+    """One XLA program: ``steps`` train steps from sample ``start`` of ``order``.
+
+    It holds the model weakly, so that ``_COMPILED`` does not keep it alive.
+    """
+    model = weakref.proxy(model)
 
     def chunk(state, X, Y, W, order, start):
         def step(state, i):

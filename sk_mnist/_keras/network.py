@@ -455,13 +455,16 @@ def forward_function(model):
 
 
 def _compile_forward(model):
+    # The functions hold the model weakly: a strong reference from the value
+    # of _FORWARD to its key would keep every model that ever predicted.
+    ref = weakref.ref(model)
     backend = keras.backend.backend()
     if backend == "tensorflow":
         import tensorflow as tf
 
         width = model.inputs[0].shape[-1]
         compiled = tf.function(
-            lambda x: model(x, training=False),
+            lambda x: ref()(x, training=False),
             input_signature=[tf.TensorSpec((None, width), tf.float32)],
         )
         return lambda X: compiled(X).numpy()
@@ -470,16 +473,16 @@ def _compile_forward(model):
 
         @jax.jit
         def compiled(trainable, non_trainable, x):
-            return model.stateless_call(trainable, non_trainable, x, training=False)[0]
+            return ref().stateless_call(trainable, non_trainable, x, training=False)[0]
 
         def run(X):
             return np.asarray(
                 compiled(
-                    [v.value for v in model.trainable_variables],
-                    [v.value for v in model.non_trainable_variables],
+                    [v.value for v in ref().trainable_variables],
+                    [v.value for v in ref().non_trainable_variables],
                     X,
                 )
             )
 
         return run
-    return lambda X: np.asarray(model.predict_on_batch(X))
+    return lambda X: np.asarray(ref().predict_on_batch(X))

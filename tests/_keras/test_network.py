@@ -187,3 +187,20 @@ def test_an_activation_that_is_no_element_wise_function_is_refused(activation, m
 @pytest.mark.parametrize("activation", sorted(["relu", "gelu", "softmax", "tanh"]))
 def test_element_wise_activations_pass_the_check(activation):
     network.check_activation(activation)
+
+
+def test_the_compiled_forward_pass_does_not_keep_its_model_alive():
+    import gc
+    import weakref
+
+    model = network.build_network(
+        20, 3, hidden_layer_sizes=(4,), dropout=(0.0,), seeds=range(3)
+    )
+    X = np.random.default_rng(0).random((5, 20), dtype=np.float32)
+    np.testing.assert_array_equal(
+        network.predict_in_batches(model, X), np.asarray(model.predict_on_batch(X))
+    )
+    ref = weakref.ref(model)
+    del model
+    gc.collect()
+    assert ref() is None

@@ -217,3 +217,16 @@ def test_auto_compiles_only_fits_that_plan_many_steps():
     assert training.execution_steps("auto", 3000, 64, 2) == 1
     assert training.execution_steps("auto", 60_000, 128, 20) == training.AUTO_STEPS
     assert training.execution_steps(5, 10, 64, 1) == 5
+
+
+def test_compiled_training_does_not_keep_its_model_alive():
+    import gc
+    import weakref
+
+    X, y = _data()
+    model = _model()
+    _train(model, X, y, plan={"steps_per_execution": 3}, epochs=1)
+    ref = weakref.ref(model)
+    del model
+    gc.collect()
+    assert ref() is None
