@@ -126,6 +126,8 @@ def _large(fmt, mode, size=(3000, 2000), **save):
     image.paste(
         20, (size[0] // 3, size[1] // 5, size[0] // 3 + size[0] // 20, size[1] * 4 // 5)
     )
+    if mode == "I;16":  # 16-bit levels: 0..255 scaled to 0..65535
+        image = Image.fromarray(np.asarray(image, np.uint16) * 257)
     buffer = io.BytesIO()
     image.convert(mode).save(buffer, fmt, **save)
     return buffer.getvalue()
@@ -141,8 +143,18 @@ def _large(fmt, mode, size=(3000, 2000), **save):
         ("GIF", "P", (3000, 2000)),
         ("TIFF", "RGB", (3000, 2000)),
         ("WEBP", "RGB", (1500, 1000)),
+        ("PNG", "L", (512, 512)),
     ],
-    ids=["png-rgb", "png-rgba", "png-16-bit", "jpeg-24-mp", "gif", "tiff", "webp"],
+    ids=[
+        "png-rgb",
+        "png-rgba",
+        "png-16-bit",
+        "jpeg-24-mp",
+        "gif",
+        "tiff",
+        "webp",
+        "working-size",  # no reduction: the reader's own arrays dominate
+    ],
 )
 def test_reading_an_image_takes_at_most_its_declared_size(tmp_path, fmt, mode, size):
     # The peak resident memory while reading, measured in a fresh process,

@@ -10,9 +10,11 @@ from __future__ import annotations
 import io
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from sk_mnist.datasets import read_digit_image
+from sk_mnist.exceptions import DataFileError
 
 
 def _placed(digit, rng):
@@ -106,3 +108,12 @@ def test_photos_of_digits_on_paper_read_as_well_as_clean_scans(
     assert accuracy["digits"] > 0.95, accuracy
     assert accuracy["clean"] - accuracy["photos"] < 0.01, accuracy
     assert accuracy["digits"] - accuracy["photos"] < 0.01, accuracy
+
+
+def test_a_photo_of_blank_paper_is_blank():
+    # Noise, a gradient, a vignette and a shadow are no digit.
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        photo = _photo(np.zeros((400, 300), np.float32), rng)
+        with pytest.raises(DataFileError, match="the image is blank; no digit found"):
+            read_digit_image(photo)
