@@ -82,13 +82,15 @@ _WORKING_BYTES = 48
 def read_digit_image(source) -> np.ndarray:
     """Read an image of one digit as an MNIST-style 28x28 uint8 array.
 
-    Pillow decodes the image. What MNIST itself did to its digits, which no
-    library offers as one call, is written here: light ink on a dark
-    background (inverted when the ink is darker than the paper, the paper's
-    grey level removed), the digit cropped to its ink, scaled with
-    anti-aliasing to fit a 20x20 box with its aspect ratio kept, and placed
-    in a 28x28 image with its centre of mass, to a fraction of a pixel, at
-    pixel (14, 14).
+    Pillow decodes the image, reduced to a 512-pixel side (a JPEG while it is
+    decoded). What MNIST itself did to its digits, which no library offers as
+    one call, is written here: light ink on a dark background (inverted when
+    the ink is darker than the paper; the paper's light, even or not, divided
+    out), the digit found among noise and specks and cropped to its ink,
+    scaled with anti-aliasing to fit a 20x20 box with its aspect ratio kept,
+    and placed in a 28x28 image with its centre of mass, to a fraction of a
+    pixel, at pixel (14, 14). Photos of a digit on paper (grey paper, uneven
+    light, sensor noise) read as well as clean scans.
 
     ``sk-mnist predict`` and ``sk-mnist serve`` read images with this
     function, so a model answers the same digit the same way everywhere.
@@ -110,7 +112,7 @@ def read_digit_image(source) -> np.ndarray:
     DataFileError
         The file is missing, not an image of those formats (PostScript is
         refused: it would run Ghostscript), larger than 25 million pixels or
-        than 64 MiB decoded (see :func:`decoded_size`), or blank.
+        than 64 MiB to read (see ``decoded_size``), or blank.
 
     See Also
     --------
