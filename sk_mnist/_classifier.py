@@ -34,7 +34,6 @@ from ._description import (
 from .exceptions import (
     FitInterruptedWarning,
     TrainingDivergedError,
-    UnsafeModelError,
 )
 
 _SEED_MAX = 2**31 - 1
@@ -520,17 +519,7 @@ class KerasMLPClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
         """
         from ._keras import serialization
 
-        state = dict(super().__getstate__())
-        if "model_" in state:
-            state["_seed_states"] = serialization.seed_states(state["model_"])
-            state["model_"] = serialization.model_to_bytes(state["model_"])
-        if not isinstance(state["optimizer"], str):
-            state["optimizer"] = serialization.optimizer_to_config(state["optimizer"])
-        if not isinstance(state["learning_rate_schedule"], str):
-            state["learning_rate_schedule"] = serialization.schedule_to_config(
-                state["learning_rate_schedule"]
-            )
-        return state
+        return serialization.to_plain_data(dict(super().__getstate__()))
 
     def __setstate__(self, state):
         """Rebuild from :meth:`__getstate__`, checking the network is this one's.
@@ -550,26 +539,9 @@ class KerasMLPClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
             **state,
         }
         FittedState.check_saved(state)
-        if isinstance(state.get("optimizer"), dict):
-            state["optimizer"] = serialization.optimizer_from_config(state["optimizer"])
-        if isinstance(state.get("learning_rate_schedule"), dict):
-            state["learning_rate_schedule"] = serialization.schedule_from_config(
-                state["learning_rate_schedule"]
-            )
-        if "classes_" in state and "model_" not in state:
-            raise UnsafeModelError(
-                "the saved KerasMLPClassifier is fitted but holds no network."
-            )
-        if "model_" in state:
-            model = serialization.model_from_bytes(
-                state["model_"], origin="the saved KerasMLPClassifier"
-            )
-            serialization.set_seed_states(model, state.pop("_seed_states", []))
-            serialization.check_model_fits(
-                model, state.get("n_features_in_"), state.get("classes_")
-            )
-            state["model_"] = model
-        super().__setstate__(state)
+        super().__setstate__(
+            serialization.from_plain_data(state, origin="the saved KerasMLPClassifier")
+        )
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

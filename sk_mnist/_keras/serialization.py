@@ -514,3 +514,46 @@ def check_model_fits(model, n_features, classes) -> None:
             f"the saved network has {output.units} outputs but classes_ holds "
             f"{len(classes)} classes."
         )
+
+
+def to_plain_data(state: dict) -> dict:
+    """An estimator's state with its Keras objects as plain data.
+
+    The network becomes its ``.keras`` archive (bytes) plus the counters of
+    its Dropout seed generators (``_seed_states``), which that format leaves
+    out; an optimizer or schedule instance given as a parameter becomes its
+    Keras config.
+    """
+    if "model_" in state:
+        state["_seed_states"] = seed_states(state["model_"])
+        state["model_"] = model_to_bytes(state["model_"])
+    if not isinstance(state["optimizer"], str):
+        state["optimizer"] = optimizer_to_config(state["optimizer"])
+    if not isinstance(state["learning_rate_schedule"], str):
+        state["learning_rate_schedule"] = schedule_to_config(
+            state["learning_rate_schedule"]
+        )
+    return state
+
+
+def from_plain_data(state: dict, *, origin: str) -> dict:
+    """:func:`to_plain_data` undone, every Keras object checked as it is read.
+
+    The network is loaded with ``safe_mode=True`` after its layer sizes were
+    checked against its stored weights, and must fit the estimator:
+    ``n_features_in_`` inputs, one softmax output per class of ``classes_``.
+    """
+    if isinstance(state.get("optimizer"), dict):
+        state["optimizer"] = optimizer_from_config(state["optimizer"])
+    if isinstance(state.get("learning_rate_schedule"), dict):
+        state["learning_rate_schedule"] = schedule_from_config(
+            state["learning_rate_schedule"]
+        )
+    if "classes_" in state and "model_" not in state:
+        raise UnsafeModelError(f"{origin} is fitted but holds no network.")
+    if "model_" in state:
+        model = model_from_bytes(state["model_"], origin=origin)
+        set_seed_states(model, state.pop("_seed_states", []))
+        check_model_fits(model, state.get("n_features_in_"), state.get("classes_"))
+        state["model_"] = model
+    return state
