@@ -154,6 +154,7 @@ class ServedModel:
         try:
             # onnx's inferred shapes, checked against onnxruntime's own.
             self._check_shapes_at_run(model, shapes, types)
+            del model  # its tensors, before onnxruntime copies them again
             options = onnxruntime.SessionOptions()
             options.log_severity_level = 3
             options.intra_op_num_threads = threads
@@ -261,26 +262,26 @@ class ServedModel:
     def _check_shapes_at_run(self, model, shapes, types):
         """Run the graph with every tensor an output; refuse any shape not inferred.
 
+        ``model`` gets those outputs.
+
         The bounds of :func:`_bound_tensors` hold only if onnxruntime makes
         the shapes onnx inferred. The graph checks leave nothing for them to
         disagree on (no shape is computed), and this makes sure of it, on the
         probe's batches of 1 and 3 images, before the model is served.
         """
-        import onnx
         import onnxruntime
         from onnx import helper
 
-        probe = onnx.ModelProto()
-        probe.CopyFrom(model)
-        declared = {o.name for o in probe.graph.output}
-        for node in probe.graph.node:
+        # In place: the model is not read again, and its weights may be large.
+        declared = {o.name for o in model.graph.output}
+        for node in model.graph.node:
             for name in node.output:
                 if name and name not in declared:
                     declared.add(name)
-                    probe.graph.output.append(
+                    model.graph.output.append(
                         helper.make_tensor_value_info(name, types[name], None)
                     )
-        names = [o.name for o in probe.graph.output]
+        names = [o.name for o in model.graph.output]
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3
         options.intra_op_num_threads = 1
@@ -290,7 +291,7 @@ class ServedModel:
         options.graph_optimization_level = (
             onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
         )
-        session = _session(probe.SerializeToString(), options, self.origin)
+        session = _session(model.SerializeToString(), options, self.origin)
         for what, images in self._probe_batches():
             run = onnxruntime.RunOptions()
             deadline = time.monotonic() + self.timeout
@@ -494,6 +495,8 @@ def _check_container(model, origin):
     import onnx
     from onnx import AttributeProto, TensorProto, helper
 
+    if not model.HasField("graph"):  # an empty file parses as an empty model
+        raise ModelError(f"{origin}: not an ONNX model (it holds no graph).")
     graph = model.graph
     for what, count, limit in (
         ("nodes", len(graph.node), _MAX_NODES),
@@ -520,7 +523,7 @@ def _check_container(model, origin):
         name = domain or "ai.onnx"
         if domain not in newest or domain in seen:
             raise ModelError(
-                f"{origin}: it imports the opset {_brief(repr(opset.domain))}"
+                f"{origin}: it imports the opset {_brief(repr(opset.domain or name))}"
                 f"{' twice' if domain in seen else ''}; sk-mnist export writes "
                 f"ai.onnx and ai.onnx.ml, once each."
             )

@@ -87,6 +87,7 @@ def test_a_hand_written_graph_of_the_exporters_operators_runs(exported):
     ("make", "message"),
     [
         (lambda: b"\x00garbage", "not a readable ONNX model"),
+        (lambda: b"", r"not an ONNX model \(it holds no graph\)"),
         (
             onnx_graphs.constant_of_shape,
             "ConstantOfShape is not one sk-mnist export writes",
@@ -100,7 +101,14 @@ def test_a_hand_written_graph_of_the_exporters_operators_runs(exported):
             "classes are not integers, booleans or strings",
         ),
     ],
-    ids=["garbage", "constant-of-shape", "endless-loop", "external-data", "classes"],
+    ids=[
+        "garbage",
+        "empty",
+        "constant-of-shape",
+        "endless-loop",
+        "external-data",
+        "classes",
+    ],  # fmt: skip
 )
 def test_a_hostile_graph_is_refused_before_onnxruntime_runs_it(make, message):
     with pytest.raises(ModelError, match=message):
@@ -222,6 +230,14 @@ def _initializers(count):
             "and ai.onnx.ml, once each",
         ),
         (lambda: _opset(21, "ai.onnx"), "it imports the opset 'ai.onnx' twice"),
+        (
+            lambda: onnx_graphs.edited(
+                lambda model: model.opset_import.append(
+                    onnx.helper.make_opsetid("", 21)
+                )
+            ),
+            "it imports the opset 'ai.onnx' twice",
+        ),
         (lambda: onnx_graphs.edited(_function), r"it defines functions \(Twice\)"),
         (
             lambda: onnx_graphs.edited(_graph_attribute),
@@ -273,6 +289,7 @@ def _initializers(count):
         "opset-7",
         "opset-com.microsoft",
         "opset-twice",
+        "opset-twice-unnamed",
         "functions",
         "graph-attribute",
         "large-images",
