@@ -90,6 +90,7 @@ def main():
     report = {
         "quick": args.quick,
         "machine": machine(),
+        "commit": _commit(),
         "options": plan["options"] or "defaults",
         "bomb_png_bytes": len(bomb),
         "rss_at_rest_mb": rest,
@@ -307,6 +308,21 @@ def _shutdown(server, n, wait):
     }
 
 
+def _commit() -> str | None:
+    """The checkout's commit, if it is a git checkout."""
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            cwd=Path(__file__).parent,
+        )
+    except OSError:
+        return None
+    return done.stdout.strip() or None
+
+
 def _run_all(target, n):
     threads = [
         threading.Thread(target=target, args=(i,), daemon=True) for i in range(n)
@@ -490,7 +506,8 @@ def _markdown(report):
             else "`" + " ".join(report["options"]) + "`"
         )
         + ", one process (and `--workers 2` for the last row); clients on "
-        "127.0.0.1; resident memory sampled every 5 ms.",
+        "127.0.0.1; resident memory sampled every 5 ms."
+        + (f" Measured at commit {report['commit']}." if report["commit"] else ""),
         "",
         "| load | server | clients |",
         "|---|---|---|",
