@@ -84,7 +84,7 @@ def _answer(sock) -> tuple[int, bytes]:
 def test_an_idle_connection_is_closed_after_the_read_timeout(server):
     with server.connect() as sock:
         assert closed_by_server(sock, timeout=10 * READ_TIMEOUT)
-    assert "closing the connection: no complete request" in server.log()
+    assert server.wait_for_log("closing the connection: no complete request")
 
 
 def test_a_request_trickled_a_byte_every_2_s_is_cut_off_before_its_end(server):
