@@ -445,7 +445,10 @@ def _ink(gray, prefix):
     """
     from scipy import ndimage
 
-    smooth = ndimage.gaussian_filter(gray, _NOISE_SIGMA)
+    # Under 64 pixels a side an image is a drawing (see _light), and a pixel a
+    # good part of a stroke: it is not smoothed.
+    photo = min(gray.shape) >= _BLOCKS
+    smooth = ndimage.gaussian_filter(gray, _NOISE_SIGMA) if photo else gray.copy()
     blocks, step = _block_means(gray)
     dark_ink = _dark_ink(blocks)
     light = _light(blocks, step, gray.shape, dark_ink)
@@ -461,7 +464,8 @@ def _ink(gray, prefix):
     np.clip(ink, 0, 255, out=ink)
     np.clip(smooth, None, 255, out=smooth)  # signed: the paper's noise is measured
     peak = float(smooth.max())
-    sample = smooth[::2, ::2]  # every fourth pixel: enough for a histogram
+    # Of a photo, every fourth pixel is enough for a histogram.
+    sample = smooth[::2, ::2] if photo else smooth
     threshold = _otsu(sample) if peak > 0 else 0.0
     ground = sample[sample <= threshold]
     level = float(np.median(ground)) if ground.size else 0.0
@@ -482,8 +486,10 @@ def _ink(gray, prefix):
     del strokes
     # A pen's stroke is as dark as it gets over most of its width: its cores
     # are MNIST's full ink (255), however dark the pen was on that paper.
-    white = float(np.percentile(ink[strong], _WHITE)) - level
-    del strong
+    cores = ink[strong]
+    cores = cores[cores > threshold]
+    white = float(np.percentile(cores, _WHITE) if cores.size else ink.max()) - level
+    del strong, cores
     if white <= _SIGNAL * spread:  # what Otsu split off is the paper's noise
         raise DataFileError(f"{prefix}the image is blank; no digit found.")
     support = np.isin(regions, touched[touched > 0])
@@ -545,6 +551,10 @@ def _dark_ink(blocks):
     """
     from scipy import ndimage
 
+    if min(blocks.shape) < _BLOCKS:  # a drawing: its paper is its border
+        border = np.concatenate([blocks[0], blocks[-1], blocks[:, 0], blocks[:, -1]])
+        darkest, lightest = np.percentile(blocks - np.median(border), [0.2, 99.8])
+        return -darkest > lightest
     coarse, step = _block_means(blocks, 16)
     size = max(3, round(_BACKGROUND * min(coarse.shape)))
     extended, reach = _extended(coarse, size)
@@ -568,6 +578,12 @@ def _light(blocks, step, size, dark_ink):
     from scipy import ndimage
 
     rows, cols = blocks.shape
+    if min(rows, cols) < _BLOCKS:
+        # Under 64 pixels a side, an image is a drawing or an icon, not a
+        # photo, and a stroke is a good part of its width: its paper is one
+        # level, the median of its border (as MNIST-like images have).
+        border = np.concatenate([blocks[0], blocks[-1], blocks[:, 0], blocks[:, -1]])
+        return np.full(size, np.median(border), dtype=np.float32)
     rough = _rolled(blocks, dark_ink)
     sigma = max(1.0, _LIGHT_SIGMA * min(rows, cols))
     light = rough
@@ -626,4 +642,5 @@ def _otsu(values):
     total = np.cumsum(counts * centres)
     with np.errstate(divide="ignore", invalid="ignore"):
         between = below * above * (total / below - (total[-1] - total) / above) ** 2
-    return float(edges[1 + np.nanargmax(between[:-1])])
+    between = np.nan_to_num(between[:-1], nan=-1.0)
+    return float(edges[1 + np.argmax(between)])

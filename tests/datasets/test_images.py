@@ -189,3 +189,24 @@ def _png(image):
     buffer = io.BytesIO()
     Image.fromarray(image).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+@pytest.mark.parametrize("side", [2, 3, 4, 8, 12])
+def test_a_speck_on_a_tiny_image_is_read(side):
+    # The server warms its reader up on a 4x4 speck; small drawings are no
+    # photos: their paper is their border, and they are not smoothed.
+    image = np.zeros((side, side), np.uint8)
+    image[side // 2, side // 2] = 255
+    from scipy import ndimage
+
+    digit = read_digit_image(_png(image))
+    assert digit.max() == 255
+    np.testing.assert_allclose(ndimage.center_of_mass(digit), (14, 14), atol=0.5)
+
+
+def test_scikit_learn_s_8x8_digits_are_read():
+    from sklearn.datasets import load_digits
+
+    for image in load_digits().images[:300]:
+        digit = read_digit_image(_png((image * 16).clip(0, 255).astype(np.uint8)))
+        assert digit.max() == 255
