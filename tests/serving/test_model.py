@@ -15,7 +15,7 @@ from sklearn.preprocessing import MinMaxScaler, Normalizer, StandardScaler
 
 from sk_mnist import KerasMLPClassifier, MNISTFlattener
 from sk_mnist.onnx import to_onnx
-from sk_mnist.serving import ModelError, ServedModel, _model
+from sk_mnist.serving import ModelError, ServedModel, _graph
 from sk_mnist.serving._options import ServeOptions, max_threads
 
 
@@ -305,7 +305,7 @@ def test_a_graph_unlike_what_export_writes_is_refused_before_onnxruntime(
     data = make()
     # onnxruntime is never asked; and a file the model names beside the
     # current folder is never read.
-    monkeypatch.setattr(_model, "_session", _never, raising=False)
+    monkeypatch.setattr(_graph, "_session", _never, raising=False)
     monkeypatch.chdir(tmp_path)
     np.array([5], np.int64).tofile("idx.bin")
     with pytest.raises(ModelError, match=message) as info:
@@ -327,14 +327,14 @@ def test_a_graph_as_large_as_allowed_loads(exported):
 
 def test_onnxruntime_must_make_the_shapes_onnx_inferred(monkeypatch):
     """The shapes are inferred by onnx and checked against onnxruntime's at load."""
-    bound = _model._bound_tensors
+    bound = _graph._bound_tensors
 
     def lying(*args):
         per_image, shapes, types = bound(*args)
         shapes[3]["z"] = (3, 11)  # as if onnx had inferred this
         return per_image, shapes, types
 
-    monkeypatch.setattr(_model, "_bound_tensors", lying)
+    monkeypatch.setattr(_graph, "_bound_tensors", lying)
     with pytest.raises(ModelError) as info:
         ServedModel(onnx_graphs.model(*onnx_graphs.head()), origin="the file")
     assert str(info.value) == (
