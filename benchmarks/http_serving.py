@@ -45,7 +45,7 @@ from measure import machine
 MLSERVER = "1.7.1"
 #: sk-mnist serve's rows: the batching options of each.
 SK_MNIST_SERVERS = {
-    "sk-mnist serve, unbatched": [],
+    "sk-mnist serve, unbatched": ["--max-batch-size", "1"],
     "sk-mnist serve, batching 64, 0 ms": [
         "--max-batch-size", "64", "--max-latency-ms", "0",
     ],
@@ -139,14 +139,19 @@ def main():
             for name, server in servers.items():
                 _check_answer(name, server, body)
             results = {name: {c: [] for c in CONCURRENCY} for name in servers}
+            # How busy the machine was: the 1-minute load average before each
+            # run and at the end (the servers' own load included).
+            load = []
             for _ in range(rounds):
                 for concurrency in CONCURRENCY:
                     for name, server in servers.items():
+                        load.append(os.getloadavg()[0])
                         results[name][concurrency].append(
                             _wrk(
                                 server["url"], folder / "post.lua", concurrency, seconds
                             )
                         )
+            load.append(os.getloadavg()[0])
         finally:
             for server in servers.values():
                 server["process"].terminate()
@@ -158,6 +163,7 @@ def main():
         "rounds": rounds,
         "seconds_per_run": seconds,
         "n_train": n_train,
+        "load_average_1min": load,
         "results": {
             name: {str(c): runs for c, runs in by_c.items()}
             for name, by_c in results.items()
@@ -394,6 +400,8 @@ def _markdown(report):
         f"{report['seconds_per_run']} s per server and concurrency; medians. "
         "One request: one digit, v2 JSON, UINT8 [1, 784].",
         "",
+        _load_line(report),
+        "",
         "| " + " | ".join(_HEADER) + " |",
         "|" + "---|" * len(_HEADER),
     ]
@@ -401,12 +409,25 @@ def _markdown(report):
     return "\n".join(lines) + "\n"
 
 
+def _load_line(report):
+    load = report.get("load_average_1min")
+    if not load:
+        return ""
+    return (
+        f"The machine's 1-minute load average during the run (on "
+        f"{report['machine']['cores']} cores, the servers included, the machine "
+        f"shared with other jobs): {min(load):.1f} to {max(load):.1f}, median "
+        f"{statistics.median(load):.1f}."
+    )
+
+
 def _rst(report):
     lines = [
         f"Measured by ``benchmarks/http_serving.py`` on "
         f"{report['machine']['cores']} cores ({report['machine']['cpu']}): wrk, "
         f"closed loop, {report['rounds']} interleaved rounds of "
-        f"{report['seconds_per_run']} s per server and concurrency, medians.",
+        f"{report['seconds_per_run']} s per server and concurrency, medians. "
+        + _load_line(report),
         "",
         *reporting.rst_list_table(_HEADER, list(_rows(report))),
     ]
