@@ -36,7 +36,7 @@ _HELP = {
     "max_body_bytes": "larger request bodies get 413",
     "max_images": "most images in one request",
     "max_batch_size": "combine concurrent requests into batches of up to this "
-    "many images (default: no batching)",
+    "many images; 1 runs each request alone",
     "max_latency_ms": "with batching, the longest a request waits for others, "
     "0 to 1000",
     "memory_budget_bytes": "bytes that all requests in flight may hold (bodies "

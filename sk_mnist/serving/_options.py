@@ -56,11 +56,14 @@ class ServeOptions:
         Largest request body.
     max_images : int, default=4096
         Most images in one request.
-    max_batch_size : int or None, default=None
+    max_batch_size : int or None, default=64
         Combine concurrent requests into model calls of up to this many
-        images; ``None`` runs each request alone.
-    max_latency_ms : float, default=2.0
-        With batching, the longest a request waits for others.
+        images; 1 or ``None`` runs each request alone.
+    max_latency_ms : float, default=0.0
+        With batching, the longest a request waits for others; 0 waits for
+        none (opportunistic: the requests that arrive while a call runs make
+        the next one). The defaults are what ``benchmarks/http_serving.py``
+        measured best (``docs/user_guide/serving.rst``, Batching).
     memory_budget_bytes : int, default=256 MiB
         Bytes that all requests in flight may hold at once (bodies being read,
         images being decoded).
@@ -82,8 +85,8 @@ class ServeOptions:
     timeout: float = 10.0
     max_body_bytes: int = 8 * 1024**2
     max_images: int = 4096
-    max_batch_size: int | None = None
-    max_latency_ms: float = 2.0
+    max_batch_size: int | None = 64
+    max_latency_ms: float = 0.0
     memory_budget_bytes: int = 256 * 1024**2
     read_timeout: float = 10.0
     keep_alive_timeout: float = 5.0

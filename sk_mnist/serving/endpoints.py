@@ -94,7 +94,8 @@ class Endpoints:
         self.model, self.options = model, options
         self.metrics, self.budget = metrics, budget
         self.batcher, self._batching = None, False
-        if options.max_batch_size is not None:
+        # A batch of at most one request is no batching: each runs alone.
+        if options.max_batch_size is not None and options.max_batch_size > 1:
             self.batcher = AdaptiveBatcher(
                 model.apredict,
                 max_batch_size=options.max_batch_size,

@@ -351,7 +351,9 @@ def test_batched_answers_equal_unbatched_ones(served):
         )
         async with batched_app.router.lifespan_context(batched_app):
             batched, metrics = await fire(batched_app, 48)
-        single, _ = await fire(create_app(ServedModel(data)), 48)
+        single, _ = await fire(
+            create_app(ServedModel(data), ServeOptions(max_batch_size=1)), 48
+        )
         return batched, single, metrics
 
     batched, single, metrics = asyncio.run(both())

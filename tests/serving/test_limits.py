@@ -448,7 +448,7 @@ def test_a_fault_of_the_servers_is_a_json_500_and_a_model_failure_names_itself(
     from sk_mnist.exceptions import ModelError
 
     model = _model(graph)
-    app = create_app(model)
+    app = create_app(model, ServeOptions(max_batch_size=1))  # apredict called
     with TestClient(app, base_url=BASE, raise_server_exceptions=False) as client:
 
         async def broken(images):
