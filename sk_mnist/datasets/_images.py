@@ -352,7 +352,9 @@ def _decode(image, plan):
         # Pillow's reduce averages each factor x factor box: an anti-aliased
         # reduction, one pass over the pixels.
         band = band.reduce(plan.factor)
-    gray = np.asarray(band, dtype=np.float32)
+    # A copy, always: of an "F" image (already float32) np.asarray would be a
+    # read-only view of Pillow's pixels, which the steps below write to.
+    gray = np.array(band, dtype=np.float32)
     del band
     if plan.scale is not None:
         gray *= np.float32(plan.scale)

@@ -67,6 +67,8 @@ def _forms(digit):
         "pgm-16-bit": b"P5 200 180 65535\n" + wide.astype(">u2").tobytes(),
         "tiff-16-bit": _saved(Image.fromarray(wide), "TIFF"),
         "tiff-float": _saved(Image.fromarray(grey.astype(np.float32) / 255), "TIFF"),
+        # Floats holding grey levels 0..255, as Pillow's own "F" images do.
+        "tiff-float-levels": _saved(Image.fromarray(grey.astype(np.float32)), "TIFF"),
     }
 
 
@@ -86,6 +88,7 @@ def test_each_form_is_the_bit_depth_it_claims(mnist_test):
         "pgm-16-bit": "I",
         "tiff-16-bit": "I;16",
         "tiff-float": "F",
+        "tiff-float-levels": "F",
     }
 
 
@@ -99,6 +102,7 @@ def test_each_form_is_the_bit_depth_it_claims(mnist_test):
         "pgm-16-bit",
         "tiff-16-bit",
         "tiff-float",
+        "tiff-float-levels",
     ],
 )
 def test_a_digit_reads_the_same_at_any_bit_depth(mnist_test, form):
