@@ -7,8 +7,7 @@ must answer Ctrl-C from its first moment, and the serving process needs
 neither scikit-learn's estimators nor Keras.
 """
 
-import importlib
-
+from ._utils._lazy import lazy_attributes
 from ._version import __version__
 
 # Where each public name lives.
@@ -20,19 +19,7 @@ _PUBLIC = {
     "load": "._persistence",
     "save": "._persistence",
 }
-
-
-def __getattr__(name):
-    if name not in _PUBLIC:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_PUBLIC[name], __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted([*globals(), *_PUBLIC])
-
+__getattr__, __dir__ = lazy_attributes(__name__, _PUBLIC)
 
 __all__ = [
     "KerasMLPClassifier",

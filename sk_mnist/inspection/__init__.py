@@ -9,7 +9,7 @@ weights. Names are loaded on first use (PEP 562): importing this package
 imports neither TensorFlow, Keras, matplotlib nor scikit-learn.
 """
 
-import importlib
+from .._utils._lazy import lazy_attributes
 
 _PUBLIC = {
     "AttributionDisplay": "._attribution_display",
@@ -17,19 +17,7 @@ _PUBLIC = {
     "occlusion_attributions": "._attributions",
     "occlusion_map": "._occlusion",
 }
-
-
-def __getattr__(name):
-    if name not in _PUBLIC:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_PUBLIC[name], __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted([*globals(), *_PUBLIC])
-
+__getattr__, __dir__ = lazy_attributes(__name__, _PUBLIC)
 
 __all__ = [
     "AttributionDisplay",
