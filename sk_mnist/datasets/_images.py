@@ -28,8 +28,9 @@ MAX_PIXELS = 25_000_000
 #: two for 16-bit grey, four for colour, with or without alpha, and for
 #: 32-bit samples), the single-band copy made of them, and the reader's own
 #: working arrays. A 4000x3000 colour PNG (48 MB decoded) fits; a 5000x5000
-#: one does not; a JPEG photo of any allowed size does, as it is decoded at
-#: an eighth, a quarter or a half of its size.
+#: one does not; a baseline JPEG photo of any allowed size does, as it is
+#: decoded at an eighth, a quarter or a half of its size (a progressive one
+#: is also charged the coefficients its decoder holds: _coefficient_bytes).
 MAX_DECODED_BYTES = 64 * 2**20
 #: The formats Pillow may decode: rasters it reads itself. PostScript (EPS)
 #: would start Ghostscript, and vector or document formats have no pixels.
@@ -204,6 +205,7 @@ def _plan(image, prefix):
             f"{prefix}the image is too large to read as a digit: its header declares "
             f"{width}x{height} pixels; sk-mnist reads at most {MAX_PIXELS:,}."
         )
+    coefficients, declared = _coefficient_bytes(image), (width, height)
     longer = max(width, height, 1)
     if longer > _WORKING_SIDE:
         # A JPEG decoder can decode at 1/2, 1/4 or 1/8 of the size (and grey
@@ -243,19 +245,90 @@ def _plan(image, prefix):
     reduced = math.ceil(width / factor) * math.ceil(height / factor)
     band_bytes = 1 if single == "L" else _pixel_bytes(mode)
     nbytes = (
-        pixels * _pixel_bytes(mode) * _DECODER_COPIES.get(image.format, 1)
+        coefficients
+        + pixels * _pixel_bytes(mode) * _DECODER_COPIES.get(image.format, 1)
         + pixels * copies
         + (reduced * band_bytes if factor > 1 else 0)
         + reduced * _WORKING_BYTES
     )
     if nbytes > MAX_DECODED_BYTES:
+        what = f"{width}x{height} pixels of mode {mode}"
+        if coefficients:
+            what = (
+                f"a progressive (or multi-scan) JPEG of {declared[0]}x{declared[1]} "
+                f"pixels, whose {coefficients:,} bytes of coefficients the decoder "
+                f"holds whole,"
+            )
         raise DataFileError(
-            f"{prefix}the image is too large to read as a digit: {width}x{height} "
-            f"pixels of mode {mode} take {nbytes:,} bytes to read; sk-mnist "
+            f"{prefix}the image is too large to read as a digit: {what} "
+            f"take{'s' if coefficients else ''} {nbytes:,} bytes to read; sk-mnist "
             f"reads images of at most {MAX_DECODED_BYTES:,} bytes "
             f"({MAX_DECODED_BYTES // 2**20} MiB) decoded."
         )
     return _Plan(single=single, alpha=alpha, factor=factor, scale=scale, nbytes=nbytes)
+
+
+def _coefficient_bytes(image):
+    """Bytes libjpeg holds for the DCT coefficients of a whole JPEG.
+
+    A baseline JPEG whose first scan holds every component is decoded a band
+    of blocks at a time. A progressive one, or one whose components come in
+    scans of their own, is not: libjpeg keeps every coefficient of the image
+    until the last scan (two bytes each, one a pixel of each component at its
+    own sampling), whatever ``draft`` asked (it only scales the output). A
+    518-byte progressive 4900x4900 grey JPEG holds 48 MB so. Pillow reads the
+    sampling factors (``layer``) and says whether it is progressive, not how
+    its scans are laid out: ``_first_scan_components`` reads that.
+    """
+    if image.format != "JPEG" or not image.layer:
+        return 0
+    progressive = image.info.get("progressive") or image.info.get("progression")
+    if not progressive and _first_scan_components(image.fp) >= len(image.layer):
+        return 0
+    width, height = image.size  # as declared: before draft
+    horizontal = max(h for _, h, _, _ in image.layer)
+    vertical = max(v for _, _, v, _ in image.layer)
+    # Whole MCUs (of 8x8 blocks at the largest sampling) across and down.
+    across, down = (
+        math.ceil(width / (8 * horizontal)),
+        math.ceil(height / (8 * vertical)),
+    )
+    blocks = sum(across * h * down * v for _, h, v, _ in image.layer)
+    return blocks * 64 * 2
+
+
+def _first_scan_components(stream):
+    """How many components the first scan of a JPEG holds (its SOS header).
+
+    The markers are walked from the start of the file to the first start of
+    scan; the stream is put back where it was. A file cut short before it
+    counts as one component (the whole-image buffer is charged).
+    """
+    position = stream.tell()
+    try:
+        stream.seek(0)
+        if stream.read(2) != b"\xff\xd8":
+            return 1
+        while True:
+            byte = stream.read(1)
+            if not byte:
+                return 1
+            if byte != b"\xff":
+                continue
+            marker = stream.read(1)
+            while marker == b"\xff":  # fill bytes
+                marker = stream.read(1)
+            if not marker or marker == b"\x00" or 0xD0 <= marker[0] <= 0xD7:
+                continue  # no segment: stuffed byte, restart markers
+            length = stream.read(2)
+            if len(length) < 2:
+                return 1
+            if marker == b"\xda":
+                count = stream.read(1)
+                return count[0] if count else 1
+            stream.seek(int.from_bytes(length, "big") - 2, io.SEEK_CUR)
+    finally:
+        stream.seek(position)
 
 
 def _bits(image):

@@ -88,12 +88,12 @@ _MEASURE = textwrap.dedent(
     with open("/proc/self/clear_refs", "w") as clear:
         clear.write("5")
     before = status("VmRSS")
+    declared = error = None
     try:
         declared = decoded_size(data)
         read_digit_image(data)
-        error = None
     except DataFileError as exc:
-        declared, error = None, str(exc)
+        error = str(exc)
     peak = status("VmHWM") - before
     print(json.dumps({"declared": declared, "peak": peak, "error": error}))
     """
@@ -181,3 +181,66 @@ def test_a_file_object_is_left_where_it_was():
     assert stream.tell() == 0
     assert size == decoded_size(data)
     np.testing.assert_array_equal(read_digit_image(stream), read_digit_image(data))
+
+
+def _progressive(mode, size, **save):
+    """A progressive JPEG of one level: a few hundred bytes to a few KB."""
+    buffer = io.BytesIO()
+    Image.new(mode, size, 0).save(buffer, "JPEG", progressive=True, quality=1, **save)
+    return buffer.getvalue()
+
+
+def test_a_progressive_jpeg_is_charged_the_coefficients_its_decoder_holds(tmp_path):
+    # The tester's bomb: a small progressive 4900x4900 JPEG cost about 137 MB
+    # to decode (libjpeg holds every coefficient of a progressive image, two
+    # bytes a pixel a component, however small draft() makes the output)
+    # while decoded_size said about 5 MB. Grey, it takes about 48 MB: what is
+    # declared covers what reading takes.
+    bomb = _progressive("L", (4900, 4900))
+    assert len(bomb) < 100_000
+    measured = _measure(tmp_path, bomb)
+    assert measured["peak"] > 40 * 2**20, measured  # the decoder's buffer
+    assert measured["declared"] >= 4900 * 4900 * 2, measured
+    assert measured["peak"] <= measured["declared"] + 2 * 2**20, measured
+
+
+@pytest.mark.parametrize("subsampling", [0, 2], ids=["4:4:4", "4:2:0"])
+def test_a_progressive_colour_jpeg_bomb_is_refused_before_decoding(
+    tmp_path, subsampling
+):
+    # Colour: three components (at 4:2:0 the two chroma ones at a quarter).
+    bomb = _progressive("RGB", (4900, 4900), subsampling=subsampling)
+    measured = _measure(tmp_path, bomb)
+    assert measured["error"].startswith(
+        "the image is too large to read as a digit: a progressive (or "
+        "multi-scan) JPEG of 4900x4900 pixels"
+    ), measured
+    assert "\n" not in measured["error"]
+    assert measured["peak"] < 8 * 2**20, measured
+
+
+def test_a_progressive_photo_of_12_megapixels_is_still_read():
+    # A 4000x3000 progressive photo at 4:2:0 (what cameras and web tools
+    # write) holds 36 MB of coefficients: under the limit, read.
+    photo = _large("JPEG", "RGB", (4000, 3000), progressive=True, quality=90)
+    assert 36_000_000 <= decoded_size(photo) <= MAX_DECODED_BYTES
+    assert read_digit_image(photo).max() == 255
+
+
+def _multi_scan(jpeg):
+    """``jpeg`` (baseline, three components in one scan) with its first scan
+    header saying it holds one component, as a JPEG whose components come in
+    scans of their own begins. Only its header is read (decoded_size)."""
+    start = jpeg.index(b"\xff\xda")
+    length = int.from_bytes(jpeg[start + 2 : start + 4], "big")
+    assert jpeg[start + 4] == 3
+    scan = bytes([0, 8, 1]) + jpeg[start + 5 : start + 7] + bytes([0, 63, 0])
+    return jpeg[: start + 2] + scan + jpeg[start + 2 + length :]
+
+
+def test_a_jpeg_of_one_scan_per_component_is_charged_its_coefficients():
+    baseline = _large("JPEG", "RGB", (4000, 3000), quality=90, subsampling=2)
+    # Decoded at a quarter of its size, in grey, it takes about 10 MB; of one
+    # scan a component, its 36 MB of coefficients (luma, two quarter chroma)
+    # come on top.
+    assert decoded_size(_multi_scan(baseline)) >= decoded_size(baseline) + 36_000_000
