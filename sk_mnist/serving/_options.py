@@ -124,7 +124,10 @@ class ServeOptions:
         _in_range("max_body_bytes", self.max_body_bytes, 1, 1024**3)
         _in_range("max_images", self.max_images, 1, 1_000_000)
         if self.max_batch_size is not None:
-            _in_range("max_batch_size", self.max_batch_size, 1, self.max_images)
+            # Not bounded by max_images: a request larger than a batch runs
+            # alone, and a --max-images the user lowers must not turn the
+            # default batch size into an error about an option never set.
+            _in_range("max_batch_size", self.max_batch_size, 1, 1_000_000)
         _finite("max_latency_ms", self.max_latency_ms, 0.0, 1000.0)
         _in_range(
             "memory_budget_bytes", self.memory_budget_bytes, 1024**2, 64 * 1024**3

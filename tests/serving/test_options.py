@@ -33,7 +33,8 @@ def test_the_defaults_are_in_bounds_and_survive_json():
         ("keep_alive_timeout", 0.0),
         ("graceful_shutdown_timeout", 601),
         ("max_connections", 0),
-        ("max_batch_size", 4097),  # more than max_images
+        ("max_batch_size", 0),
+        ("max_batch_size", 1_000_001),
         ("memory_budget_bytes", 1024),
         ("host", ""),
         ("host", "[::1]"),
@@ -49,6 +50,13 @@ def test_a_value_out_of_bounds_is_named_with_what_is_expected(field, value):
     assert refused.value.option == field
     assert str(refused.value).startswith(f"{field} must be ")
     assert f"got {value!r}" in str(refused.value)
+
+
+def test_a_lower_max_images_keeps_the_default_batch_size_valid():
+    # A batch combines requests; one larger than a batch runs alone, so the
+    # default batch size (64) stays valid under --max-images 3.
+    options = ServeOptions(max_images=3).check()
+    assert (options.max_images, options.max_batch_size) == (3, 64)
 
 
 def test_options_from_json_are_checked_again():
