@@ -7,12 +7,16 @@ computes over the fitted pipeline, with onnxruntime only, bounded as
 
 from __future__ import annotations
 
+import asyncio
 import io
 import subprocess
 import sys
+import threading
 
+import httpx2 as httpx
 import numpy as np
 import pytest
+from _graphs import mlp_graph
 from PIL import Image
 from starlette.testclient import TestClient
 
@@ -20,7 +24,7 @@ from sk_mnist.datasets import read_digit_image
 from sk_mnist.inspection import occlusion_attributions
 from sk_mnist.inspection._occlusion import occlusion_rows
 from sk_mnist.onnx import to_onnx
-from sk_mnist.serving import ServedModel
+from sk_mnist.serving import ServedModel, endpoints
 from sk_mnist.serving._options import ServeOptions
 from sk_mnist.serving.app import create_app
 
@@ -144,3 +148,33 @@ def test_the_served_explanation_imports_no_framework(onnx_bytes, tmp_path):
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_the_occlusion_is_built_and_averaged_off_the_event_loop(monkeypatch):
+    # Before: the 730 occluded rows were built, and their drops averaged, on
+    # the event loop, which answered nothing else meanwhile.
+    threads = []
+
+    class Recorded(endpoints.Occlusion):
+        def __init__(self, *args, **kwargs):
+            threads.append(threading.current_thread())
+            super().__init__(*args, **kwargs)
+
+        def attributions(self, *args, **kwargs):
+            threads.append(threading.current_thread())
+            return super().attributions(*args, **kwargs)
+
+    monkeypatch.setattr(endpoints, "Occlusion", Recorded)
+    app = create_app(ServedModel(mlp_graph()))
+    digit = np.full((28, 28), 255, np.uint8)
+    digit[6:22, 12:16] = 0
+
+    async def scenario():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
+            return await client.post("/explain", content=_png(digit))
+
+    answer = asyncio.run(scenario())  # the event loop runs in this thread
+    assert answer.status_code == 200, answer.text
+    assert len(threads) == 2
+    assert threading.main_thread() not in threads
