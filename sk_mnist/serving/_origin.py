@@ -13,7 +13,9 @@ loopback name", so the two rules are written here:
   never is);
 - a POST (or any method but GET, HEAD and OPTIONS) that a browser marks as
   coming from another origin (``Origin`` of another scheme, host or port,
-  ``Sec-Fetch-Site: cross-site`` or ``same-site``) is refused.
+  ``Sec-Fetch-Site: cross-site`` or ``same-site``, in any case) is refused;
+- a request with more than one ``Host`` header is refused (400): which one
+  the check should read is not known.
 
 Clients that are not browsers (curl, Triton's and MLServer's clients, the
 benchmarks) send no ``Origin`` and are unaffected.
@@ -50,6 +52,14 @@ class SameOriginMiddleware:
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http":
+            hosts = sum(name == b"host" for name, _ in scope["headers"])
+            if hosts > 1:  # which one a proxy or the Host check used is unknown
+                message = (
+                    f"the request has {hosts} Host headers; HTTP/1.1 allows one "
+                    f"(RFC 9112, 3.2)"
+                )
+                await error_response(message, 400)(scope, receive, send)
+                return
             problem = self.problem(scope)
             if problem is not None:
                 await error_response(problem, 403)(scope, receive, send)
@@ -81,7 +91,7 @@ class SameOriginMiddleware:
                 f"({shorten(origin, 80)!r}) is refused; this server answers "
                 f"pages of its own origin and clients that are not browsers"
             )
-        fetch_site = headers.get("sec-fetch-site")
+        fetch_site = headers.get("sec-fetch-site", "").strip().lower()
         if fetch_site in {"cross-site", "same-site"}:
             return (
                 f"a {scope['method']} from the web page of another site "

@@ -248,6 +248,7 @@ def test_any_malformed_body_is_a_4xx_error_never_a_500(graph, edit):
         ({"host": "evil.example@127.0.0.1:8000"}, "127.0.0.1"),
         ({"host": "evil.example:8000", "origin": "http://evil.example:8000"}, "::1"),
         ({"origin": "http://evil.example"}, "0.0.0.0"),
+        ({"sec-fetch-site": "Cross-Site"}, "127.0.0.1"),  # any case
     ],
     ids=[
         "origin",
@@ -258,6 +259,7 @@ def test_any_malformed_body_is_a_4xx_error_never_a_500(graph, edit):
         "userinfo",
         "rebound-v6",
         "exposed",
+        "fetch-site-case",
     ],
 )
 def test_a_post_from_a_page_of_another_origin_is_refused_403(graph, headers, bound):
@@ -269,6 +271,39 @@ def test_a_post_from_a_page_of_another_origin_is_refused_403(graph, headers, bou
             assert re.search(
                 r"another (origin|site)|not a loopback name", answer.json()["error"]
             )
+
+
+@pytest.mark.parametrize(
+    "hosts",
+    [
+        [b"127.0.0.1:8000", b"evil.example"],  # the first one was checked
+        [b"evil.example", b"127.0.0.1:8000"],
+        [b"127.0.0.1:8000", b"127.0.0.1:8000"],
+    ],
+)
+def test_a_request_with_two_host_headers_is_refused_400(graph, hosts):
+    app = create_app(_model(graph))
+
+    async def scenario():
+        scope = _scope("POST", "/predict", [(b"host", host) for host in hosts])
+        scope["headers"] = scope["headers"][1:]  # only those given
+
+        async def receive():
+            return {"type": "http.request", "body": _digit_png(), "more_body": False}
+
+        sent = []
+
+        async def send(message):
+            sent.append(message)
+
+        await app(scope, receive, send)
+        return sent
+
+    sent = asyncio.run(scenario())
+    assert sent[0]["status"] == 400
+    assert json.loads(sent[1]["body"]) == {
+        "error": "the request has 2 Host headers; HTTP/1.1 allows one (RFC 9112, 3.2)"
+    }
 
 
 @pytest.mark.parametrize(
