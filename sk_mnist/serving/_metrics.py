@@ -25,6 +25,10 @@ _LATENCY_BUCKETS = (
     0.5, 1.0, 2.5, 5.0, 10.0,
 )  # fmt: skip
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+#: The key of the app's metrics in its lifespan state (``create_app``'s
+#: lifespan yields it): uvicorn passes that state to every connection, so
+#: the refusals its protocol makes before the app are counted too.
+METRICS_STATE = "sk_mnist.metrics"
 
 
 class Metrics:

@@ -36,23 +36,26 @@ import contextlib
 import logging
 import signal
 import socket
+import sys
 import time
 
+import httptools
+import orjson
 import uvicorn
+from uvicorn.protocols.http.flow_control import service_unavailable
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.supervisors.multiprocess import Multiprocess
 
-try:
-    import httptools  # noqa: F401  (uvicorn's own choice, as "auto" makes it)
-except ImportError:  # pragma: no cover
-    from uvicorn.protocols.http.h11_impl import H11Protocol as _UvicornProtocol
-else:
-    from uvicorn.protocols.http.httptools_impl import (
-        HttpToolsProtocol as _UvicornProtocol,
-    )
-
+from ._budget import RETRY_AFTER_SECONDS
+from ._metrics import METRICS_STATE
 from ._options import ServeOptions
 
 logger = logging.getLogger("uvicorn.error")
+
+#: The most bytes of a request's head (its request line and headers) that a
+#: connection may send: nginx's default (four 8 KiB buffers). Checked after
+#: each chunk read, so a connection holds at most this and one chunk.
+MAX_HEAD_BYTES = 32 * 1024
 
 #: Seconds after ``graceful_shutdown_timeout`` at which uvicorn cancels the
 #: tasks still running (their connections are closed by then), and a worker
@@ -86,28 +89,122 @@ class Config(uvicorn.Config):
         self.graceful_shutdown_timeout = options.graceful_shutdown_timeout
 
 
-class HTTPProtocol(_UvicornProtocol):
-    """uvicorn's HTTP/1.1 protocol with a read timeout and a shutdown bound.
+class HTTPProtocol(HttpToolsProtocol):
+    """uvicorn's HTTP/1.1 protocol (httptools) with the bounds it lacks.
 
-    A connection is closed when a request is not complete (head and body)
-    ``config.read_timeout`` seconds after its first byte arrived, or after
-    the connection was made for the first; and when it is still busy
-    ``config.graceful_shutdown_timeout`` seconds after the server began to
-    shut down. Between requests, uvicorn's keep-alive timeout applies.
+    - A connection is closed when a request is not complete (head and body)
+      ``config.read_timeout`` seconds after its first byte arrived, or after
+      the connection was made for the first; and when it is still busy
+      ``config.graceful_shutdown_timeout`` seconds after the server began to
+      shut down. Between requests, uvicorn's keep-alive timeout applies.
+    - A request's head is at most :data:`MAX_HEAD_BYTES`: beyond, a 431.
+      httptools has no such limit (h11 has, but parses in Python at a
+      fraction of the speed), and it gathers a header line that never ends
+      in memory, so the bytes are counted here as they arrive.
+    - What uvicorn refuses before the app (a request httptools cannot parse:
+      a bad method, two Content-Length headers, a malformed request line;
+      a connection over ``limit_concurrency``) is answered as the app
+      answers, ``{"error": "..."}`` (with ``Retry-After`` for the 503), and
+      counted in ``sk_mnist_requests_total`` with the endpoint ``other``.
+      uvicorn answers them in plain text from fixed methods, overridden here.
+    - A request in absolute form (``POST http://host/path``) has the
+      authority of its target as its ``Host`` (RFC 9112, 3.2.2: the Host
+      header is then ignored), so the app's Host check sees that; uvicorn
+      keeps the path only.
     """
 
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
         self._read_timer = None
+        self._in_head, self._head_began, self._head_bytes = False, False, 0
         self._arm_read_timer()
 
     def data_received(self, data: bytes) -> None:
         if self._read_timer is None and not self._request_read():
             self._arm_read_timer()
+        self._head_began = False
         super().data_received(data)
+        if self._in_head and not self.transport.is_closing():
+            # A head begun in this chunk is not counted (it holds part of
+            # the chunk at most): a head is cut off at most a chunk late.
+            self._head_bytes += 0 if self._head_began else len(data)
+            if self._head_bytes > MAX_HEAD_BYTES:
+                self._refuse(
+                    431,
+                    f"the request's head (request line and headers) is over this "
+                    f"server's limit of {MAX_HEAD_BYTES} bytes",
+                )
+                return
         if self._request_read() and self._read_timer is not None:
             self._read_timer.cancel()
             self._read_timer = None
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_head, self._head_began, self._head_bytes = True, True, 0
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        if self.url[:1] not in (b"/", b"*"):  # absolute form: its authority
+            target = httptools.parse_url(self.url)
+            host = target.host or b""
+            host = b"[" + host + b"]" if b":" in host else host
+            if target.port is not None:
+                host += b":%d" % target.port
+            self.headers[:] = [(n, v) for n, v in self.headers if n != b"host"]
+            self.headers.append((b"host", host))
+        super().on_headers_complete()
+
+    def send_400_response(self, msg: str) -> None:
+        # uvicorn calls this in its handler of httptools' parse error, which
+        # says what was wrong ("Invalid method encountered", "Duplicate
+        # Content-Length"); it logged its own warning.
+        error = sys.exc_info()[1]
+        why = _one_line(str(error)) if error is not None else msg
+        self._refuse(400, f"the request is not valid HTTP/1.1 ({why})", logged=True)
+
+    def _start_asgi_task(self, cycle, app) -> None:
+        if app is service_unavailable:  # over limit_concurrency
+            app = self._over_connection_limit
+        super()._start_asgi_task(cycle, app)
+
+    async def _over_connection_limit(self, scope, receive, send) -> None:
+        self._count(503)
+        body = _error_body(
+            f"the server is at its limit of {self.limit_concurrency} connections "
+            f"and requests at once; retry in {RETRY_AFTER_SECONDS} s"
+        )
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", b"%d" % len(body)),
+            (b"retry-after", b"%d" % RETRY_AFTER_SECONDS),
+            (b"connection", b"close"),
+        ]
+        await send({"type": "http.response.start", "status": 503, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    def _refuse(self, status: int, why: str, *, logged: bool = False) -> None:
+        """Answer ``status`` with ``{"error": why}`` and close the connection."""
+        if not logged:
+            client = "{}:{} - ".format(*self.client) if self.client else ""
+            logger.warning("%s%d: %s", client, status, why)
+        self._count(status)
+        body = _error_body(why)
+        head = [STATUS_LINE[status]]
+        for name, value in self.server_state.default_headers:
+            head += [name, b": ", value, b"\r\n"]
+        head += [
+            b"content-type: application/json\r\n",
+            b"content-length: %d\r\n" % len(body),
+            b"connection: close\r\n\r\n",
+        ]
+        self.transport.write(b"".join(head) + body)
+        self.transport.close()
+
+    def _count(self, status: int) -> None:
+        metrics = self.app_state.get(METRICS_STATE)
+        if metrics is not None:
+            metrics.requests.labels("other", str(status)).inc()
 
     def connection_lost(self, exc) -> None:
         if self._read_timer is not None:
@@ -205,6 +302,14 @@ class Supervisor(Multiprocess):
                             each.process.kill()
                             each.process.join(5)
                     return
+
+
+def _error_body(why: str) -> bytes:
+    return orjson.dumps({"error": why})
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())[:200]
 
 
 def bind(host: str, port: int) -> socket.socket:

@@ -26,7 +26,7 @@ from starlette.staticfiles import StaticFiles
 
 from . import errors
 from ._budget import MemoryBudget
-from ._metrics import Metrics, MetricsMiddleware
+from ._metrics import METRICS_STATE, Metrics, MetricsMiddleware
 from ._model import ServedModel
 from ._options import ServeOptions
 from ._origin import SameOriginMiddleware
@@ -86,7 +86,9 @@ def create_app(
     async def lifespan(app):
         await endpoints.start()
         try:
-            yield
+            # uvicorn hands this state to every connection: the refusals of
+            # sk_mnist.serving._server's protocol, before the app, count too.
+            yield {METRICS_STATE: metrics}
         finally:
             await endpoints.stop()
 
