@@ -17,6 +17,7 @@ import keras
 import numpy as np
 
 from .._description import Description, Network, Optimizer
+from . import inference
 
 # Keras's JAX trainer donates the model's state buffers to its compiled
 # functions, so a thread predicting while another predicts or trains with the
@@ -406,8 +407,9 @@ def predict_in_batches(model, X: np.ndarray, batch_size: int = 8192) -> np.ndarr
     call, and ``predict_on_batch`` converts and (on JAX) writes the model's
     state back on every call: for one image, that is most of the time. The
     forward pass here is compiled once per model (:func:`forward_function`)
-    and reused by every call. Chunks of ``batch_size`` rows keep memory
-    bounded for large ``X``.
+    and reused by every call; a few rows are run in numpy instead
+    (:mod:`.inference`), which costs less than any call into the backend.
+    Chunks of ``batch_size`` rows keep memory bounded for large ``X``.
 
     Parameters
     ----------
@@ -424,6 +426,9 @@ def predict_in_batches(model, X: np.ndarray, batch_size: int = 8192) -> np.ndarr
         The model's outputs as a float32 numpy array.
     """
     with backend_lock():
+        small = inference.forward(model, X)
+        if small is not None:
+            return small
         forward = forward_function(model)
         if len(X) <= batch_size:
             return forward(X)

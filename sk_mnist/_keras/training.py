@@ -23,7 +23,7 @@ import numpy as np
 
 from .._description import TrainingPlan
 from ..exceptions import TrainingDivergedError
-from . import network
+from . import inference, network
 
 
 class SpanningCallbackList(keras.callbacks.CallbackList):
@@ -264,7 +264,7 @@ def train(
         _set_execution(model, steps)
     result = TrainingResult(history=recorder.history)
     epoch = initial_epoch
-    with network.backend_lock(), ctrl_c.handling_sigint():
+    with network.backend_lock(), ctrl_c.handling_sigint(), inference.training(model):
         callback_list.begin()
         model.stop_training = False
         try:

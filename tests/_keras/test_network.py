@@ -196,7 +196,8 @@ def test_the_compiled_forward_pass_does_not_keep_its_model_alive():
     model = network.build_network(
         20, 3, hidden_layer_sizes=(4,), dropout=(0.0,), seeds=range(3)
     )
-    X = np.random.default_rng(0).random((5, 20), dtype=np.float32)
+    # Past the rows run in numpy (sk_mnist._keras.inference): the compiled pass.
+    X = np.random.default_rng(0).random((100, 20), dtype=np.float32)
     np.testing.assert_array_equal(
         network.predict_in_batches(model, X), np.asarray(model.predict_on_batch(X))
     )
