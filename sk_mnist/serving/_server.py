@@ -37,6 +37,7 @@ import logging
 import signal
 import socket
 import sys
+import threading
 import time
 
 import httptools
@@ -87,6 +88,31 @@ class Config(uvicorn.Config):
         )
         self.read_timeout = options.read_timeout
         self.graceful_shutdown_timeout = options.graceful_shutdown_timeout
+
+    def load(self) -> None:
+        """Import the app (and load its model) as uvicorn does; in a worker
+        process, SIGTERM and SIGINT end it on the spot meanwhile.
+
+        uvicorn loads a worker's app after it has installed its signal
+        handlers, which only ask the server to stop once it has started: a
+        worker importing the app and loading a large model would do all of
+        it, start, then stop, and be killed at the end of the grace period.
+        While it loads, a worker holds nothing to clean up (the socket and
+        the temporary folder are the parent's), so the system's default
+        action, which acts even inside onnxruntime's C++ code, is right.
+        The app of a single process is built before, by the command.
+        """
+        if not isinstance(self.app, str) or (
+            threading.current_thread() is not threading.main_thread()
+        ):
+            super().load()
+            return
+        previous = {sig: signal.signal(sig, signal.SIG_DFL) for sig in _STOPPING}
+        try:
+            super().load()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 class HTTPProtocol(HttpToolsProtocol):
@@ -287,6 +313,35 @@ class Supervisor(Multiprocess):
     def handle_term(self) -> None:
         self.stopped_by = self.stopped_by or signal.SIGTERM
         super().handle_term()
+
+    def keep_subprocess_alive(self) -> None:
+        # uvicorn pings each worker and waits up to timeout_worker_healthcheck
+        # (5 s) for its answer, which a worker still starting (importing the
+        # app, loading the model) cannot give: signals wait meanwhile. The
+        # workers are first waited for here in short steps, and a SIGTERM or
+        # SIGINT ends the wait; uvicorn's own check then runs as it does.
+        for process in self.processes:
+            if not self._answered_or_gone(process):
+                return  # a stop signal: handled at the next turn of run()
+        super().keep_subprocess_alive()
+
+    def _answered_or_gone(self, process) -> bool:
+        """False if a stop signal came before ``process`` answered a ping."""
+        try:
+            process.parent_conn.send(b"ping")
+        except OSError:
+            return True  # closed: uvicorn's check sees it
+        deadline = time.monotonic() + self.config.timeout_worker_healthcheck
+        while time.monotonic() < deadline and process.process.is_alive():
+            if any(sig in _STOPPING for sig in self.signal_queue):
+                return False
+            try:
+                if process.parent_conn.poll(0.1):
+                    process.parent_conn.recv()
+                    return True
+            except (OSError, EOFError):
+                return True
+        return True
 
     def join_all(self) -> None:
         deadline = time.monotonic() + self.config.graceful_shutdown_timeout + BACKSTOP

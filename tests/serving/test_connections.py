@@ -265,6 +265,56 @@ def test_with_workers_a_second_sigterm_stops_at_once_even_with_a_stalled_worker(
         assert server.log().splitlines()[-1] == "sk-mnist serve: terminated"
 
 
+#: Run by each worker process of the test below at start-up (a
+#: ``sitecustomize`` on its path): importing the app hangs, as loading a large
+#: model takes long, but for ever. The parent imports it as usual.
+_SLOW_LOAD = """
+import sys, time
+
+class _Hang:
+    def find_spec(self, name, path=None, target=None):
+        if name == "sk_mnist.serving.app":
+            open(__file__ + ".loading", "w").close()
+            time.sleep(3600)
+        return None
+
+if "--multiprocessing-fork" in sys.argv:
+    sys.meta_path.insert(0, _Hang())
+"""
+
+
+def test_with_workers_sigterm_while_they_load_the_model_exits_at_once(
+    model_file, tmp_path
+):
+    # Before: each worker loaded on (uvicorn's handlers only ask a started
+    # server to stop) and was killed at the end of the grace period, here
+    # 600 s: 8.5 s from SIGTERM to exit with the defaults.
+    hook = tmp_path / "sitecustomize.py"
+    hook.write_text(_SLOW_LOAD)
+    path = os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))
+    with ServeProcess(
+        model_file,
+        "--workers",
+        2,
+        "--graceful-shutdown-timeout",
+        600,
+        env={"PYTHONPATH": path},
+        ready=False,
+    ) as server:
+        server.wait_for_banner(timeout=300)
+        loading = Path(f"{hook}.loading")
+        deadline = time.monotonic() + 300
+        while not loading.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert loading.exists(), server.log()
+        workers = _workers(server.process.pid)
+        assert workers
+        assert server.stop(signal.SIGTERM, timeout=60) == 143, server.log()
+        assert "Killing the worker processes" not in server.log()
+        assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
+        assert server.log().splitlines()[-1] == "sk-mnist serve: terminated"
+
+
 @pytest.mark.skipif(not socket.has_ipv6, reason="no IPv6 in this Python")
 def test_an_ipv6_host_is_named_in_brackets_with_the_port_bound(model_file):
     with ServeProcess(model_file, "--host", "::1") as server:
