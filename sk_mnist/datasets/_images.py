@@ -84,7 +84,8 @@ def read_digit_image(source) -> np.ndarray:
     """Read an image of one digit as an MNIST-style 28x28 uint8 array.
 
     Pillow decodes the image, reduced to a 512-pixel side (a JPEG while it is
-    decoded). What MNIST itself did to its digits, which no library offers as
+    decoded) and turned upright as its EXIF orientation says (as a phone
+    stores a portrait photo). What MNIST itself did to its digits, which no library offers as
     one call, is written here: light ink on a dark background (inverted when
     the ink is darker than the paper; the paper's light, even or not, divided
     out), the digit found among noise and specks and cropped to its ink,
@@ -249,6 +250,7 @@ def _plan(image, prefix):
         + pixels * _pixel_bytes(mode) * _DECODER_COPIES.get(image.format, 1)
         + pixels * copies
         + (reduced * band_bytes if factor > 1 else 0)
+        + reduced * band_bytes  # turned upright (EXIF orientation)
         + reduced * _WORKING_BYTES
     )
     if nbytes > MAX_DECODED_BYTES:
@@ -425,6 +427,7 @@ def _decode(image, plan):
         # Pillow's reduce averages each factor x factor box: an anti-aliased
         # reduction, one pass over the pixels.
         band = band.reduce(plan.factor)
+    band = _upright(image, band)
     # A copy, always: of an "F" image (already float32) np.asarray would be a
     # read-only view of Pillow's pixels, which the steps below write to.
     gray = np.array(band, dtype=np.float32)
@@ -435,6 +438,31 @@ def _decode(image, plan):
         gray = _float_levels(gray)
     np.clip(gray, 0, 255, out=gray)
     return gray
+
+
+#: The transposition that turns an image upright, by its EXIF orientation
+#: (tag 274), as ``PIL.ImageOps.exif_transpose`` maps them. That function
+#: transposes the full-size image (and its EXIF) into a copy; the reader
+#: turns the reduced band instead, a copy of a 512-pixel side at most.
+_ORIENTATIONS = {
+    2: "FLIP_LEFT_RIGHT",
+    3: "ROTATE_180",
+    4: "FLIP_TOP_BOTTOM",
+    5: "TRANSPOSE",
+    6: "ROTATE_270",
+    7: "TRANSVERSE",
+    8: "ROTATE_90",
+}
+
+
+def _upright(image, band):
+    """``band`` (of ``image``, decoded) turned as its EXIF orientation says:
+    a phone stores a portrait photo as a landscape one and this tag."""
+    from PIL import ExifTags, Image
+
+    orientation = image.getexif().get(ExifTags.Base.Orientation)
+    method = _ORIENTATIONS.get(orientation)
+    return band if method is None else band.transpose(Image.Transpose[method])
 
 
 def _float_levels(gray):

@@ -9,7 +9,7 @@ import zlib
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import ExifTags, Image
 
 from sk_mnist.datasets import read_digit_image
 from sk_mnist.datasets._images import MAX_PIXELS, decoded_size
@@ -210,3 +210,45 @@ def test_scikit_learn_s_8x8_digits_are_read():
     for image in load_digits().images[:300]:
         digit = read_digit_image(_png((image * 16).clip(0, 255).astype(np.uint8)))
         assert digit.max() == 255
+
+
+#: The transposition that stores an upright picture under each EXIF
+#: orientation (what a camera does), the inverse of what reading undoes.
+_STORED_AS = {
+    2: "FLIP_LEFT_RIGHT",
+    3: "ROTATE_180",
+    4: "FLIP_TOP_BOTTOM",
+    5: "TRANSPOSE",
+    6: "ROTATE_90",
+    7: "TRANSVERSE",
+    8: "ROTATE_270",
+}
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP"])
+@pytest.mark.parametrize("orientation", sorted(_STORED_AS))
+def test_a_photo_is_read_upright_by_its_exif_orientation(fmt, orientation):
+    # Before: the orientation was ignored, and a phone's portrait photo of
+    # a 7 was read lying on its side.
+    upright = np.full((200, 120), 255, np.uint8)
+    upright[30:50, 20:100] = 0  # a 7: its bar
+    upright[50:170, 80:100] = 0  # and its stem
+    expected = read_digit_image(_encoded(Image.fromarray(upright), "PNG"))
+    stored = Image.fromarray(upright).transpose(
+        Image.Transpose[_STORED_AS[orientation]]
+    )
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = orientation
+    data = _encoded(stored, fmt, exif=exif.tobytes())
+    with Image.open(io.BytesIO(data)) as image:  # the tag is there
+        assert image.getexif()[ExifTags.Base.Orientation] == orientation
+    got = read_digit_image(data)
+    assert np.abs(got.astype(int) - expected).max() <= 8, orientation
+
+
+def _encoded(image, fmt, **save):
+    buffer = io.BytesIO()
+    if fmt != "PNG":
+        save["quality"] = 95
+    image.save(buffer, fmt, **save)
+    return buffer.getvalue()
