@@ -119,6 +119,9 @@ class FitTask:
 def begin_fit_task(estimator, X, y, sample_weight=None, *, epochs):
     """Open ``estimator``'s fit task with ``epochs`` subtasks; None without the API.
 
+    ``epochs=0`` makes the task a leaf, for an estimator fitted in one step
+    (:class:`~sk_mnist.MNISTFlattener`).
+
     Called once per fit, after the data are validated, inside the fit's
     ``_fit_context`` (whose exit tears the callbacks down, whatever happens).
     """

@@ -14,12 +14,13 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from ._callbacks import CallbackSupportMixin, begin_fit_task
 from ._utils._pixels import pixel_names, rows_to_images, square_shape
 
 _MAX_PIXEL = 255.0
 
 
-class MNISTFlattener(TransformerMixin, BaseEstimator):
+class MNISTFlattener(CallbackSupportMixin, TransformerMixin, BaseEstimator):
     """Flatten digit images into float32 features scaled to [0, 1].
 
     The first step of every sk-mnist pipeline. It does what the classic Keras
@@ -208,8 +209,15 @@ class MNISTFlattener(TransformerMixin, BaseEstimator):
     def _fit(self, X):
         """Validate ``X``, set the fitted attributes and return ``X`` flat."""
         X_flat = self._flatten(X, reset=True)
+        # scikit-learn's callbacks (1.9+): the fit is one task without
+        # subtasks, as StandardScaler's, so that a ProgressBar set on a
+        # pipeline draws this step too (and scikit-learn does not warn that
+        # the step cannot take the pipeline's callbacks).
+        task = begin_fit_task(self, X_flat, None, epochs=0)
         self.scale_ = self._resolve_scale(X_flat)
         self._check_range(X_flat)
+        if task is not None:
+            task.end()
         return X_flat
 
     def _flatten(self, X, *, reset):

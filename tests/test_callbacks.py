@@ -15,6 +15,7 @@ import select
 import subprocess
 import sys
 import time
+import warnings
 
 import keras
 import numpy as np
@@ -27,7 +28,7 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_validat
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from sk_mnist import KerasMLPClassifier, load, save
+from sk_mnist import KerasMLPClassifier, MNISTFlattener, load, save
 from sk_mnist._keras import sklearn_callbacks
 
 TINY = dict(hidden_layer_sizes=(16,), batch_size=64, epochs=3, random_state=0)
@@ -113,6 +114,27 @@ def test_a_search_reports_its_fits_and_their_epochs_as_nested_tasks(
     # Keras's own bar stayed out of it.
     assert "/step" not in out
     assert "Epoch 1/" not in out
+
+
+def test_the_flattener_step_is_a_task_of_a_pipelines_progress(
+    digits, capsys, monkeypatch
+):
+    # MNISTFlattener, the first step of every sk-mnist pipeline, is fitted in
+    # one step: a leaf task (as StandardScaler's), drawn beside the
+    # classifier's fit, and scikit-learn does not warn that it cannot take
+    # the pipeline's callbacks.
+    monkeypatch.setenv("COLUMNS", "200")
+    X, y = digits
+    pipe = make_pipeline(MNISTFlattener(), KerasMLPClassifier(**TINY))
+    pipe.set_callbacks(ProgressBar(max_propagation_depth=None))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*does not support callbacks")
+        pipe.fit(X.reshape(-1, 8, 8), y)
+    out = capsys.readouterr().out
+    assert re.search(
+        r"Pipeline - fit-transform-mnistflattener \| MNISTFlattener - fit", out
+    )
+    assert "Pipeline - fit-final-estimator | KerasMLPClassifier - fit" in out
 
 
 def test_scoring_monitor_in_a_pipeline_gives_one_row_per_epoch_and_fit(digits):
