@@ -5,13 +5,17 @@ hand-written model: what is measured is the server, not the network) and
 measures, from outside, what issue 27's tester did:
 
 - the server's peak resident memory (sampled from ``/proc`` every 5 ms)
-  while 16 clients post at once the image bomb to ``/predict`` (a 5000x5000
-  RGBA PNG of 16-bit zeros, about 200 KB that decode to 200 MB), and while
-  40 clients each send all but the last byte of an 8 MiB body, then stall;
-- how long the server keeps idle connections (connected, nothing sent) and
-  trickling ones (a byte every 2 s) open;
+  while 16 clients post at once an image bomb to ``/predict``: a 5000x5000
+  RGBA PNG of 16-bit zeros (about 200 KB that decode to 200 MB), and
+  progressive JPEGs of 4900x4900 zeros, grey and colour (a few hundred KB
+  whose decoder holds 48 and 144 MB of coefficients); while 40 clients
+  each send all but the last byte of an 8 MiB body, then stall; and while
+  32 clients stream header lines without end;
+- how long the server keeps idle connections (connected, nothing sent),
+  trickling ones (a byte every 2 s) and endless heads open;
 - the time from SIGTERM to the process's exit while clients hold stalled
-  uploads, with one process and with ``--workers 2``.
+  uploads, with one process and with ``--workers 2``, and with
+  ``--workers 2`` while the workers load a model of 80 MB.
 
 Every client connects to loopback only, every wait is bounded, and the run
 stops by itself (the servers are killed if anything goes wrong). Writes
@@ -51,6 +55,7 @@ FULL = {
     "idle": 200,
     "trickling": 50,
     "stalled_at_shutdown": 20,
+    "heads": 32,
     "options": [],  # serve's defaults: --read-timeout 10, grace 5 s
     "wait": 60,
 }
@@ -61,6 +66,7 @@ QUICK = {
     "idle": 20,
     "trickling": 5,
     "stalled_at_shutdown": 4,
+    "heads": 4,
     "options": ["--read-timeout", "1", "--graceful-shutdown-timeout", "1"],
     "wait": 15,
 }
@@ -75,10 +81,22 @@ def main():
     with tempfile.TemporaryDirectory(prefix="sk-mnist-hostile-") as folder:
         model = Path(folder) / "model.onnx"
         model.write_bytes(_model())
+        large = Path(folder) / "large.onnx"
+        large.write_bytes(_model(hidden=(4096, 4096)))
         bomb = _bomb_png(5000, 5000)
+        images = {
+            "png": bomb,
+            "jpeg_grey": _progressive_jpeg("L", 4900),
+            "jpeg_colour": _progressive_jpeg("RGB", 4900),
+        }
         with _Server(model, *plan["options"]) as server:
             rest = server.rss()
-            bombs = _bombs(server, bomb, plan["bombs"])
+            bombs = {
+                kind: _bombs(server, image, plan["bombs"])
+                for kind, image in images.items()
+            }
+            # Before the stalled uploads, whose memory the allocator keeps.
+            heads = _endless_heads(server, plan["heads"], plan["wait"])
             uploads = _stalled_uploads(
                 server, plan["uploads"], plan["upload_bytes"], plan["wait"]
             )
@@ -87,21 +105,24 @@ def main():
             shutdown_one = _shutdown(server, plan["stalled_at_shutdown"], plan["wait"])
         with _Server(model, "--workers", "2", *plan["options"]) as server:
             shutdown_two = _shutdown(server, plan["stalled_at_shutdown"], plan["wait"])
+        loading = _shutdown_while_loading(large, plan["wait"])
     report = {
         "quick": args.quick,
         "machine": machine(),
         "commit": _commit(),
         "options": plan["options"] or "defaults",
-        "bomb_png_bytes": len(bomb),
+        "bomb_bytes": {kind: len(image) for kind, image in images.items()},
         "rss_at_rest_mb": rest,
         "bombs": bombs,
         "stalled_uploads": uploads,
+        "endless_heads": heads,
         "idle_connections": idle,
         "trickling_connections": trickling,
         "sigterm_with_stalled_clients": {
             "1 worker": shutdown_one,
             "2 workers": shutdown_two,
         },
+        "sigterm_while_the_workers_load": loading,
     }
     stem = "hostile_load-quick" if args.quick else "hostile_load"
     reporting.write(stem, report, _markdown(report))
@@ -110,7 +131,7 @@ def main():
 class _Server:
     """``sk-mnist serve MODEL --port 0``, its address read from its banner."""
 
-    def __init__(self, model, *options):
+    def __init__(self, model, *options, ready=True):
         self.process = subprocess.Popen(
             [sys.executable, "-m", "sk_mnist", "serve", str(model), "--port", "0"]
             + ["--log-level", "warning", *options],
@@ -124,6 +145,8 @@ class _Server:
             self.process.kill()
             raise RuntimeError(f"sk-mnist serve did not start: {line!r}")
         self.port = int(found.group(1))
+        if not ready:
+            return
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             try:
@@ -248,6 +271,64 @@ def _stalled_uploads(server, n, size, wait):
         "rss_after_mb": round(server.rss(), 1),
         "bytes_accepted_median": int(statistics.median(sent)),
         **_lifetime_summary(lived, wait),
+    }
+
+
+def _endless_heads(server, n, wait):
+    """``n`` clients send a request line, then header lines of 1 KB without
+    end (at most 64 MiB each, for ``wait`` seconds)."""
+    line = b"X-Filler: " + b"a" * 1012 + b"\r\n"
+    sent, lived, statuses = [0] * n, [None] * n, [None] * n
+
+    def stream(i):
+        with server.connect(timeout=wait) as sock:
+            began = time.monotonic()
+            try:
+                sock.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+                while sent[i] < 64 * 2**20 and time.monotonic() - began < wait:
+                    sock.sendall(line)
+                    sent[i] += len(line)
+            except OSError:
+                pass  # cut off
+            try:
+                sock.settimeout(5)
+                statuses[i] = int(_read_reply(sock).split(b" ", 2)[1])
+            except OSError as exc:
+                statuses[i] = type(exc).__name__
+            lived[i] = _closed_after(sock, began, wait)
+
+    before = server.rss()
+    with _PeakMemory(server.process.pid) as memory:
+        _run_all(stream, n)
+    return {
+        "clients": n,
+        "rss_before_mb": round(before, 1),
+        "peak_rss_mb": round(memory.peak, 1),
+        "rss_after_mb": round(server.rss(), 1),
+        "bytes_sent_median": int(statistics.median(sent)),
+        "bytes_sent_max": max(sent),
+        "statuses": _counts(statuses),
+        **_lifetime_summary(lived, wait),
+    }
+
+
+def _shutdown_while_loading(model, wait, delay=1.0):
+    """SIGTERM ``delay`` s after the banner of ``--workers 2`` serving the
+    large ``model``, while the workers import the app and load it."""
+    with _Server(model, "--workers", "2", ready=False) as server:
+        time.sleep(delay)
+        began = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        try:
+            status = server.process.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            status = None
+        seconds = time.monotonic() - began
+    return {
+        "model_mb": round(model.stat().st_size / 1e6, 1),
+        "signal_after_banner_s": delay,
+        "exit_status": status,
+        "seconds_to_exit": round(seconds, 2) if status is not None else None,
     }
 
 
@@ -385,23 +466,40 @@ def _counts(values):
     return counts
 
 
-def _model() -> bytes:
-    """uint8 images in, label and probabilities out, as export names them."""
+def _model(hidden=()) -> bytes:
+    """uint8 images in, label and probabilities out, as export names them;
+    ``hidden`` ReLU layers of those widths (random weights) before the last."""
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(0)
     nodes = [
         helper.make_node("Cast", ["X"], ["f"], to=TensorProto.FLOAT),
-        helper.make_node("Reshape", ["f", "shape"], ["rows"]),
-        helper.make_node("MatMul", ["rows", "W"], ["z"]),
-        helper.make_node("Softmax", ["z"], ["probabilities"], axis=1),
-        helper.make_node("ArgMax", ["probabilities"], ["i"], axis=1, keepdims=0),
-        helper.make_node("Gather", ["classes", "i"], ["label"], axis=0),
+        helper.make_node("Reshape", ["f", "shape"], ["h0"]),
     ]
     initializers = [
         numpy_helper.from_array(np.arange(10, dtype=np.int64), "classes"),
         numpy_helper.from_array(np.array([-1, 784], np.int64), "shape"),
-        numpy_helper.from_array(rng.normal(0, 1e-3, (784, 10)).astype(np.float32), "W"),
+    ]
+    width = 784
+    for i, size in enumerate(hidden):
+        weights = rng.normal(0, 1e-3, (width, size)).astype(np.float32)
+        initializers.append(numpy_helper.from_array(weights, f"W{i}"))
+        nodes += [
+            helper.make_node("MatMul", [f"h{i}", f"W{i}"], [f"m{i}"]),
+            helper.make_node("Relu", [f"m{i}"], [f"h{i + 1}"]),
+        ]
+        width = size
+    last = len(hidden)
+    initializers.append(
+        numpy_helper.from_array(
+            rng.normal(0, 1e-3, (width, 10)).astype(np.float32), "W"
+        )
+    )
+    nodes += [
+        helper.make_node("MatMul", [f"h{last}", "W"], ["z"]),
+        helper.make_node("Softmax", ["z"], ["probabilities"], axis=1),
+        helper.make_node("ArgMax", ["probabilities"], ["i"], axis=1, keepdims=0),
+        helper.make_node("Gather", ["classes", "i"], ["label"], axis=0),
     ]
     graph = helper.make_graph(
         nodes,
@@ -445,8 +543,21 @@ def _bomb_png(width, height) -> bytes:
     )
 
 
+def _progressive_jpeg(mode, side) -> bytes:
+    """A progressive JPEG of ``side`` x ``side`` zeros (colour at 4:4:4)."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new(mode, (side, side)).save(
+        buffer, "JPEG", progressive=True, quality=1, subsampling=0
+    )
+    return buffer.getvalue()
+
+
 def _markdown(report):
-    b, u = report["bombs"], report["stalled_uploads"]
+    u, heads = report["stalled_uploads"], report["endless_heads"]
     idle, trickle = report["idle_connections"], report["trickling_connections"]
     shutdown = report["sigterm_with_stalled_clients"]
 
@@ -460,15 +571,34 @@ def _markdown(report):
             text += f"; {s['connections'] - s['closed_by_server']} still open"
         return text
 
-    rows = [
-        ("at rest", f"{report['rss_at_rest_mb']:.0f} MB RSS", ""),
+    def answers(statuses):
+        return "answers: " + ", ".join(f"{k} x{v}" for k, v in sorted(statuses.items()))
+
+    names = {
+        "png": "PNG, 5000x5000 RGBA 16-bit zeros",
+        "jpeg_grey": "progressive JPEG, 4900x4900 grey zeros",
+        "jpeg_colour": "progressive JPEG, 4900x4900 colour zeros, 4:4:4",
+    }
+    rows = [("at rest", f"{report['rss_at_rest_mb']:.0f} MB RSS", "")]
+    for kind, b in report["bombs"].items():
+        size = report["bomb_bytes"][kind]
+        rows.append(
+            (
+                f"{b['clients']} image bombs at once ({size / 1024:.0f} KB "
+                f"{names[kind]}) to /predict",
+                f"peak {b['peak_rss_mb']:.0f} MB, then {b['rss_after_mb']:.0f} MB "
+                f"(from {b['rss_before_mb']:.0f} MB)",
+                answers(b["statuses"]),
+            )
+        )
+    rows += [
         (
-            f"{b['clients']} image bombs at once ({report['bomb_png_bytes'] // 1024} KB "
-            "PNG, 5000x5000 RGBA 16-bit zeros) to /predict",
-            f"peak {b['peak_rss_mb']:.0f} MB, then {b['rss_after_mb']:.0f} MB "
-            f"(from {b['rss_before_mb']:.0f} MB)",
-            "answers: "
-            + ", ".join(f"{k} x{v}" for k, v in sorted(b["statuses"].items())),
+            f"{heads['clients']} heads without end (1 KB header lines)",
+            f"peak {heads['peak_rss_mb']:.0f} MB, then {heads['rss_after_mb']:.0f} "
+            f"MB (from {heads['rss_before_mb']:.0f} MB)",
+            f"{answers(heads['statuses'])}; sent {heads['bytes_sent_median'] // 1024}"
+            f" KB (median), {heads['bytes_sent_max'] // 1024} KB max; "
+            + lived({**heads, "connections": heads["clients"]}),
         ),
         (
             f"{u['clients']} stalled uploads of {u['body_bytes'] // 1024**2} MiB "
@@ -494,6 +624,17 @@ def _markdown(report):
                 "",
             )
         )
+    loading = report["sigterm_while_the_workers_load"]
+    rows.append(
+        (
+            f"SIGTERM {loading['signal_after_banner_s']:g} s after the banner, "
+            f"2 workers loading a {loading['model_mb']:.0f} MB model",
+            f"exit {loading['exit_status']} after {loading['seconds_to_exit']} s"
+            if loading["exit_status"] is not None
+            else "still running",
+            "",
+        )
+    )
     lines = [
         f"# The server under hostile load ({'quick' if report['quick'] else 'full'})",
         "",
@@ -505,7 +646,7 @@ def _markdown(report):
             if report["options"] == "defaults"
             else "`" + " ".join(report["options"]) + "`"
         )
-        + ", one process (and `--workers 2` for the last row); clients on "
+        + ", one process (and `--workers 2` for the last two rows); clients on "
         "127.0.0.1; resident memory sampled every 5 ms."
         + (f" Measured at commit {report['commit']}." if report["commit"] else ""),
         "",
