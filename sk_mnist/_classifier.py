@@ -26,7 +26,7 @@ from ._callbacks import CallbackSupportMixin, begin_fit_task
 from ._description import (
     PARAMETER_CONSTRAINTS,
     FittedState,
-    changes,
+    check_unchanged,
     from_params,
     n_validation,
     split_validation,
@@ -35,8 +35,6 @@ from .exceptions import (
     FitInterruptedWarning,
     TrainingDivergedError,
 )
-
-_SEED_MAX = 2**31 - 1
 
 
 class KerasMLPClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
@@ -344,23 +342,17 @@ class KerasMLPClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
                 check_activation=not incremental,
             )
             if incremental:
-                _check_unchanged(description, network.describe(self.model_))
+                check_unchanged(description, network.describe(self.model_))
             # scikit-learn's callbacks (1.9+): the fit is a task, each epoch a
             # subtask; None without that API.
             epochs = self.epochs if epochs is None else epochs
             task = begin_fit_task(self, X, y, sample_weight, epochs=epochs)
             rng = self._rng if incremental else check_random_state(self.random_state)
-            split_seed, shuffle_seed = rng.randint(_SEED_MAX, size=2)
+            split_seed, shuffle_seed = rng.randint(network.SEED_MAX, size=2)
             if incremental:
                 model, history = self.model_, copy.deepcopy(self.history_)
             else:
-                n_hidden = len(description.network.hidden_layer_sizes)
-                seeds = rng.randint(_SEED_MAX, size=network.n_seeds(n_hidden))
-                # Drawn only when used, so that the default network's seeds
-                # are those it always had.
-                input_seed = (
-                    int(rng.randint(_SEED_MAX)) if self.input_dropout > 0 else None
-                )
+                seeds, input_seed = network.draw_seeds(rng, description.network)
                 model = network.build(
                     X.shape[1], len(classes), description, seeds, input_seed=input_seed
                 )
@@ -548,23 +540,6 @@ class KerasMLPClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
         tags.input_tags.allow_nan = False
         tags.classifier_tags.multi_label = False
         return tags
-
-
-def _check_unchanged(wanted, built):
-    """Refuse to continue a network that the parameters no longer describe.
-
-    ``warm_start`` and :meth:`partial_fit` train the fitted ``model_``; a
-    parameter changed since (``set_params``) would otherwise be reported
-    by ``get_params`` but silently not used.
-    """
-    for parameter, name, found, value in changes(wanted, built):
-        what = "" if name == parameter else f"{name} "
-        raise ValueError(
-            f"{parameter} was changed since the network was built "
-            f"({what}{found!r} in the fitted network, {value!r} now), but "
-            f"warm_start and partial_fit continue the fitted network. Set "
-            f"warm_start=False (or fit a new estimator) to build a new one."
-        )
 
 
 def _sample_weights(sample_weight, class_weight, X, y, encoded, classes):

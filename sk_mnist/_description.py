@@ -358,6 +358,23 @@ def changes(wanted: Description, built: Description) -> list:
     return found
 
 
+def check_unchanged(wanted: Description, built: Description) -> None:
+    """Refuse to continue a network that the parameters no longer describe.
+
+    ``warm_start`` and ``partial_fit`` train the fitted network; a parameter
+    changed since (``set_params``) would otherwise be reported by
+    ``get_params`` but silently not used.
+    """
+    for parameter, name, found, value in changes(wanted, built):
+        what = "" if name == parameter else f"{name} "
+        raise ValueError(
+            f"{parameter} was changed since the network was built "
+            f"({what}{found!r} in the fitted network, {value!r} now), but "
+            f"warm_start and partial_fit continue the fitted network. Set "
+            f"warm_start=False (or fit a new estimator) to build a new one."
+        )
+
+
 def n_validation(fraction, n_samples):
     """How many of ``n_samples`` the validation split holds out."""
     return math.ceil(fraction * n_samples) if fraction else 0

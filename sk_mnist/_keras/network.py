@@ -43,6 +43,21 @@ def n_seeds(n_hidden: int) -> int:
     return 2 * n_hidden + 1
 
 
+#: Seeds are drawn below this bound (numpy's RandomState.randint).
+SEED_MAX = 2**31 - 1
+
+
+def draw_seeds(rng, layers: Network):
+    """The ``(seeds, input_seed)`` of :func:`build`, drawn from ``rng``.
+
+    ``input_seed`` is drawn only when there is an input Dropout layer, so
+    that the default network's seeds are those it always had.
+    """
+    seeds = rng.randint(SEED_MAX, size=n_seeds(len(layers.hidden_layer_sizes)))
+    input_seed = int(rng.randint(SEED_MAX)) if layers.input_dropout > 0 else None
+    return seeds, input_seed
+
+
 def build_network(
     n_features: int,
     n_classes: int,
