@@ -3,8 +3,8 @@
 uvicorn bounds idle keep-alive connections (``timeout_keep_alive``), the
 connections it answers (``limit_concurrency``: a 503 beyond) and the wait
 for the tasks of requests in flight at shutdown
-(``timeout_graceful_shutdown``). Three bounds it does not have are added
-here, each the smallest change to uvicorn's own classes:
+(``timeout_graceful_shutdown``). What it does not have is added here,
+each the smallest change to uvicorn's own classes:
 
 - **A read timeout.** Its HTTP protocols arm a timer only between requests
   (keep-alive), so a client that connects and sends nothing, trickles a
@@ -27,6 +27,16 @@ here, each the smallest change to uvicorn's own classes:
   :class:`Server` and :class:`Supervisor` stop at once on a second SIGINT
   or SIGTERM, and the supervisor kills workers still running when their
   grace period is over.
+- **A signal while the workers load.** A worker loads its app under
+  uvicorn's handlers, which only stop a started server, and the process
+  manager waits seconds for a starting worker's health check: :class:`Config`
+  gives a loading worker the signals' default action, and
+  :class:`Supervisor` reads signals while it waits.
+- **A bounded request head, and refusals in the app's kind.** httptools
+  has no limit on a head; uvicorn answers what it refuses before the app
+  in plain text and leaves it out of the metrics. :class:`HTTPProtocol`
+  cuts a head off at :data:`MAX_HEAD_BYTES` (431) and answers and counts
+  those refusals as the app does.
 """
 
 from __future__ import annotations
