@@ -84,14 +84,14 @@ def read_digit_image(source) -> np.ndarray:
     """Read an image of one digit as an MNIST-style 28x28 uint8 array.
 
     Pillow decodes the image, reduced to a 512-pixel side (a JPEG while it is
-    decoded) and turned upright as its EXIF orientation says (as a phone
-    stores a portrait photo). What MNIST itself did to its digits, which no library offers as
-    one call, is written here: light ink on a dark background (inverted when
-    the ink is darker than the paper; the paper's light, even or not, divided
-    out), the digit found among noise and specks and cropped to its ink,
-    scaled with anti-aliasing to fit a 20x20 box with its aspect ratio kept,
-    and placed in a 28x28 image with its centre of mass, to a fraction of a
-    pixel, at pixel (14, 14). Photos of a digit on paper (grey paper, uneven
+    decoded) and turned upright as its EXIF orientation says (as a phone stores
+    a portrait photo). What MNIST itself did to its digits, which no library
+    offers as one call, is written here: light ink on a dark background
+    (inverted when the ink is darker than the paper; the paper's light, even or
+    not, divided out), the digit found among noise and specks and cropped to its
+    ink, scaled with anti-aliasing to fit a 20x20 box with its aspect ratio
+    kept, and placed in a 28x28 image with its centre of mass, to a fraction of
+    a pixel, at pixel (14, 14). Photos of a digit on paper (grey paper, uneven
     light, sensor noise) read as well as clean scans.
 
     ``sk-mnist predict`` and ``sk-mnist serve`` read images with this
@@ -282,7 +282,10 @@ def _coefficient_bytes(image):
     sampling factors (``layer``) and says whether it is progressive, not how
     its scans are laid out: ``_first_scan_components`` reads that.
     """
-    if image.format != "JPEG" or not image.layer:
+    from PIL import JpegImagePlugin
+
+    # MPO files (a phone's several pictures in one JPEG) are JPEGs too.
+    if not isinstance(image, JpegImagePlugin.JpegImageFile) or not image.layer:
         return 0
     progressive = image.info.get("progressive") or image.info.get("progression")
     if not progressive and _first_scan_components(image.fp) >= len(image.layer):

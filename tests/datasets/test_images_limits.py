@@ -244,3 +244,18 @@ def test_a_jpeg_of_one_scan_per_component_is_charged_its_coefficients():
     # scan a component, its 36 MB of coefficients (luma, two quarter chroma)
     # come on top.
     assert decoded_size(_multi_scan(baseline)) >= decoded_size(baseline) + 36_000_000
+
+
+def test_a_progressive_mpo_is_charged_as_a_progressive_jpeg():
+    # A phone's MPO (several JPEG pictures in one file) opens as Pillow's
+    # MpoImageFile, format "MPO": it was charged as a baseline JPEG.
+    buffer = io.BytesIO()
+    Image.new("L", (4900, 4900)).save(
+        buffer,
+        "MPO",
+        save_all=True,
+        append_images=[Image.new("L", (64, 64))],
+        progressive=True,
+        quality=1,
+    )
+    assert decoded_size(buffer.getvalue()) >= 4900 * 4900 * 2
