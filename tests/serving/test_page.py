@@ -278,3 +278,25 @@ def test_the_map_of_which_pixels_decided_follows_the_strokes(page):
     page.click("#clear")
     assert _alpha(page, "#map").max() == 0
     assert page.problems == []
+
+
+def test_a_new_stroke_wipes_the_map_of_the_drawing_before_it(page):
+    # The map of the first drawing must not stay over the changed drawing
+    # while the changed drawing's /explain fails (or has not answered yet).
+    _stroke(page, DIGITS["1"][0])
+    page.check("#explain")
+    _maps_shown(page, 1)
+    assert _alpha(page, "#map").max() > 0
+    page.route(
+        "**/explain",
+        lambda route: route.fulfill(
+            status=503, content_type="application/json", body='{"error": "busy"}'
+        ),
+    )
+    _stroke(page, [(0.2, 0.15), (0.5, 0.15)])
+    page.wait_for_function(
+        "() => document.getElementById('status').textContent === 'busy'",
+        timeout=15_000,
+    )
+    assert _alpha(page, "#map").max() == 0
+    assert page.locator("#map").get_attribute("data-shown") == "1"

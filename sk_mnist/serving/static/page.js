@@ -226,6 +226,10 @@ function explainIfNew() {
 }
 canvas.addEventListener("pointerup", explainIfNew);
 canvas.addEventListener("pointercancel", explainIfNew);
+// A map belongs to the drawing it was made for: a new stroke wipes it, so
+// that a failed or slow /explain of the changed drawing never leaves the old
+// map over it, placed by the old geometry.
+canvas.addEventListener("pointerdown", clearMap);
 
 mapToggle.addEventListener("change", () => {
   mapCanvas.hidden = !mapToggle.checked;
