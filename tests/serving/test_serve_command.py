@@ -168,7 +168,7 @@ def test_the_docs_options_table_names_every_option_with_its_default():
         ("--keep-alive-timeout", "nan", "a finite number in (0, 3600]; got nan"),
         ("--graceful-shutdown-timeout", "-1", "a finite number in [0, 600]; got -1.0"),
         ("--max-connections", "0", "a whole number in [1, 1000000]; got 0"),
-        ("--max-batch-size", "0", "a whole number in [1, 4096]; got 0"),
+        ("--max-batch-size", "0", "a whole number in [1, 1000000]; got 0"),
     ],
 )
 def test_an_option_out_of_bounds_is_one_line_before_the_model_is_read(
