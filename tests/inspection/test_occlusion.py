@@ -163,7 +163,7 @@ def test_the_images_dtype_is_kept_and_the_baseline_must_fit_it():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"window": 0}, r"window must be a positive integer .* got 0"),
+        ({"window": 0}, r"window must be an integer >= 1 or a pair .* got 0"),
         ({"window": (2, 9)}, r"at most the image's shape \(4, 4\); got \(2, 9\)"),
         ({"stride": (1, 1, 1)}, r"stride must be .* got \(1, 1, 1\)"),
         ({"target": 5}, r"target 5 is not a column of the 2 probabilities"),
@@ -230,3 +230,139 @@ def test_occlusion_rows_bounds_the_rows_of_any_image():
     sparse = np.zeros((28, 28), dtype=np.uint8)
     sparse[5, 5] = 9
     assert len(Occlusion(sparse).rows) == 5 <= occlusion_rows((28, 28))
+
+
+@pytest.mark.parametrize("stride", [3, 5, 28, (1, 10), (3, 2)])
+def test_a_stride_longer_than_the_window_is_refused_naming_both(stride):
+    # Pixels between windows would be covered by none: no attribution (0/0).
+    model = LinearSoftmax(np.ones((28, 28)))
+    image = np.random.default_rng(0).random((28, 28))
+    with pytest.raises(
+        ValueError, match=r"stride \(.*\) must be at most window \(2, 2\)"
+    ):
+        occlusion_map(model, image[None], stride=stride)
+    with pytest.raises(ValueError, match=r"must be at most window \(2, 2\)"):
+        Occlusion(image, stride=stride)
+    with pytest.raises(ValueError, match=r"must be at most window \(2, 2\)"):
+        occlusion_rows((28, 28), stride=stride)
+
+
+@pytest.mark.parametrize("shape", [(7, 9), (5, 5), (1, 6)])
+def test_every_pixel_is_covered_for_every_accepted_window_and_stride(shape):
+    rng = np.random.default_rng(6)
+    image = rng.random(shape) + 0.1
+    model = LinearSoftmax(rng.normal(size=shape))
+    for window in np.ndindex(shape):
+        window = (window[0] + 1, window[1] + 1)
+        for stride in np.ndindex(window):
+            stride = (stride[0] + 1, stride[1] + 1)
+            maps = occlusion_map(model, image[None], window=window, stride=stride)
+            assert np.isfinite(maps).all(), (window, stride)
+            occlusion = Occlusion(image, window=window, stride=stride)
+            rows = occlusion_rows(shape, window=window, stride=stride)
+            assert len(occlusion.rows) == rows
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"window": 2.0},
+        {"window": None},
+        {"window": float("nan")},
+        {"window": True},
+        {"window": "2"},
+        {"window": (2.0, 2)},
+        {"stride": 1.5},
+        {"stride": None},
+    ],
+)
+def test_a_window_or_stride_that_is_not_integers_names_the_value(kwargs):
+    ((name, value),) = kwargs.items()
+    model = LinearSoftmax(np.ones((4, 4)))
+    with pytest.raises(
+        ValueError, match=rf"{name} must be an integer >= 1 or a pair of them"
+    ) as error:
+        occlusion_map(model, np.ones((1, 4, 4)), **kwargs)
+    assert f"got {value!r}" in str(error.value)
+
+
+def test_memory_grows_with_the_calls_not_with_the_number_of_windows():
+    # 96 x 96 float32: 9025 windows. All the copies at once would be 9026 x 36
+    # KiB = 333 MB (and the masks of every window 83 MB more); a call of 1024
+    # rows is 38 MB.
+    import tracemalloc
+
+    image = np.full((1, 96, 96), 0.5, dtype=np.float32)
+    calls = []
+
+    def predict_proba(images):
+        calls.append(len(images))
+        mean = images.mean(axis=(1, 2), dtype=np.float64)
+        return np.stack([mean, 1 - mean], axis=1)
+
+    tracemalloc.start()
+    try:
+        maps = occlusion_map(predict_proba, image)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert sum(calls) == 95 * 95 + 1
+    assert max(calls) == 1024
+    assert peak < 1.5 * 1024 * image[0].nbytes, peak
+    assert np.isfinite(maps).all()
+    assert (maps > 0).all()
+
+
+def test_calls_of_a_large_image_are_capped_in_bytes():
+    image = np.zeros((1, 128, 128))  # 128 KiB: 512 of them make 64 MiB
+    image[0, 60:70, 60:70] = 1.0
+    calls = []
+
+    def predict_proba(images):
+        calls.append(len(images))
+        mean = images.mean(axis=(1, 2))
+        return np.stack([mean, 1 - mean], axis=1)
+
+    occlusion_map(predict_proba, image, window=1, output="probability")
+    assert calls == [101]  # the image and its 100 inked pixels, one call
+    calls.clear()
+    occlusion_map(predict_proba, np.ones((1, 128, 128)), window=(1, 128))
+    assert calls == [129]
+    calls.clear()
+    occlusion_map(predict_proba, np.ones((1, 128, 128)), window=(1, 8))
+    assert max(calls) == 512
+    assert sum(calls) == 128 * 121 + 1
+
+
+@pytest.mark.parametrize(
+    ("bad", "found"),
+    [(np.nan, "nan"), (np.inf, "inf"), (-0.5, "-0.5")],
+)
+def test_non_finite_or_negative_probabilities_are_refused(bad, found):
+    def predict_proba(images):
+        proba = np.full((len(images), 2), 0.5)
+        proba[-1, 1] = bad
+        return proba
+
+    with pytest.raises(
+        ValueError, match=r"predict_proba's output must be finite probabilities >= 0"
+    ) as error:
+        occlusion_map(predict_proba, np.ones((1, 4, 4)))
+    assert f"the first {found}" in str(error.value)
+    occlusion = Occlusion(np.ones((4, 4)))
+    proba = np.full((len(occlusion.rows), 2), 0.5)
+    proba[3, 0] = bad
+    with pytest.raises(
+        ValueError, match=r"proba must be finite .* \(row 3, column 0\)"
+    ):
+        occlusion.attributions(proba)
+
+
+def test_images_that_are_not_numbers_are_refused_naming_them():
+    model = LinearSoftmax(np.ones((4, 4)))
+    with pytest.raises(ValueError, match=r"images must hold numbers .* dtype <U1"):
+        occlusion_map(model, np.full((1, 4, 4), "a"))
+    with pytest.raises(ValueError, match=r"image must hold numbers .* dtype object"):
+        Occlusion(np.full((4, 4), None))
+    with pytest.raises(ValueError, match=r"target must be None, .* got \{\}"):
+        occlusion_map(model, np.ones((1, 4, 4)), target={})
