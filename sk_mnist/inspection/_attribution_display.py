@@ -6,6 +6,7 @@ import numpy as np
 
 from ..plotting._base import make_axes
 from ._attributions import occlusion_attributions
+from ._checks import finite_numbers, grid_columns, one_per_image
 
 
 class AttributionDisplay:
@@ -78,9 +79,11 @@ class AttributionDisplay:
         ----------
         ax : sequence of matplotlib Axes, default=None
             One axes per digit; ``None`` makes a new figure.
-        ncols : int, default=None
-            Columns of a new figure's grid; the square root of the number of
-            digits by default.
+        ncols : int >= 1, default=None
+            Columns of a new figure's grid, at most one per digit; the square
+            root of the number of digits by default. Each digit is its own
+            matplotlib Axes, so drawing hundreds takes tens of seconds: draw
+            a selection.
         cmap : str, default="RdBu_r"
             Diverging colour map of the attributions: red up, blue down.
         digit_cmap : str, default="gray_r"
@@ -94,7 +97,7 @@ class AttributionDisplay:
         images = np.asarray(self.images)
         maps = np.asarray(self.attributions, dtype=float)
         n = len(images)
-        ncols = ncols or int(np.ceil(np.sqrt(n)))
+        ncols = grid_columns(ncols, n)
         figure, axes = make_axes(
             ax, n, ncols=ncols, figsize=(2.2 * ncols, 2.4 * np.ceil(n / ncols))
         )
@@ -147,19 +150,19 @@ class AttributionDisplay:
         Parameters
         ----------
         images : array-like of shape (n_images, h, w)
-            The digits.
+            The digits, of finite numbers.
         attributions : array-like of shape (n_images, h, w)
-            One map per digit.
+            One map per digit, of finite numbers.
         target : array-like of shape (n_images,), default=None
             The explained classes, for the titles.
         target_proba : array-like of shape (n_images,), default=None
-            Their probabilities, for the titles.
+            Their probabilities (finite numbers), for the titles.
         y_true : array-like of shape (n_images,), default=None
             The true labels, for the titles.
         ax : sequence of matplotlib Axes, default=None
             Where to draw.
-        ncols : int, default=None
-            Columns of a new figure's grid.
+        ncols : int >= 1, default=None
+            Columns of a new figure's grid, as in :meth:`plot`.
         cmap : str, default="RdBu_r"
             Diverging colour map of the attributions.
 
@@ -176,16 +179,15 @@ class AttributionDisplay:
             )
         if len(images) == 0:
             raise ValueError("There are no images to draw (got 0).")
-        for name, values in (
-            ("target", target),
-            ("target_proba", target_proba),
-            ("y_true", y_true),
-        ):
-            if values is not None and len(values) != len(images):
-                raise ValueError(
-                    f"{name} must have one value per image ({len(images)}), got "
-                    f"{len(values)}."
-                )
+        # NaN or infinite values would reach matplotlib as a NaN scale and
+        # transparency, and a digit drawn blank.
+        images = finite_numbers(images, "images")
+        maps = finite_numbers(maps, "attributions")
+        target = one_per_image(target, "target", len(images))
+        target_proba = one_per_image(target_proba, "target_proba", len(images))
+        if target_proba is not None:
+            target_proba = finite_numbers(target_proba, "target_proba")
+        y_true = one_per_image(y_true, "y_true", len(images))
         return cls(
             images, maps, target=target, target_proba=target_proba, y_true=y_true
         ).plot(ax=ax, ncols=ncols, cmap=cmap)
@@ -221,13 +223,13 @@ class AttributionDisplay:
         window : int or tuple of (int, int), default=(2, 2)
             Height and width of the occluding window.
         stride : int or tuple of (int, int), default=1
-            Step between window positions.
+            Step between window positions, at most the window.
         output : {"log_odds", "probability"}, default="log_odds"
             The score whose drop is attributed.
         ax : sequence of matplotlib Axes, default=None
             Where to draw.
-        ncols : int, default=None
-            Columns of a new figure's grid.
+        ncols : int >= 1, default=None
+            Columns of a new figure's grid, as in :meth:`plot`.
         cmap : str, default="RdBu_r"
             Diverging colour map of the attributions.
 
@@ -244,7 +246,7 @@ class AttributionDisplay:
             result.attributions,
             target=result.target,
             target_proba=result.target_proba,
-            y_true=None if y is None else np.asarray(y),
+            y_true=y,
             ax=ax,
             ncols=ncols,
             cmap=cmap,

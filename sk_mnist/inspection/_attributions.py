@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable
+
 import numpy as np
 from sklearn.utils import Bunch
 from sklearn.utils.validation import check_is_fitted
@@ -33,7 +35,7 @@ def occlusion_attributions(
         Has ``predict_proba`` and ``classes_``, and reads ``X`` as given.
     X : array-like of shape (n_images, h, w), (n_images, h, w, 1) \
             or (n_images, h * w)
-        The images to explain. Flat rows are reshaped to the image shape the
+        The images to explain, of numbers. Flat rows are reshaped to the image shape the
         pipeline's :class:`~sk_mnist.MNISTFlattener` learned (else to a
         square) for occlusion, and passed to ``estimator`` flat again.
     target : class label, array-like of shape (n_images,) or None, default=None
@@ -42,7 +44,8 @@ def occlusion_attributions(
     window : int or tuple of (int, int), default=(2, 2)
         Height and width of the occluding window.
     stride : int or tuple of (int, int), default=1
-        Step between window positions.
+        Step between window positions, at most the window (so that every
+        pixel is covered).
     baseline : float, default=0.0
         The value occluded pixels are set to (MNIST's blank paper).
     output : {"log_odds", "probability"}, default="log_odds"
@@ -90,6 +93,11 @@ def occlusion_attributions(
             f"the probabilities of a fitted classifier or pipeline."
         )
     X = np.asarray(X)
+    if X.dtype.kind not in "biuf":
+        raise ValueError(
+            f"X must hold numbers (integer, float or boolean pixels), got dtype "
+            f"{X.dtype}."
+        )
     if X.ndim == 4 and X.shape[-1] == 1:
         images = X[..., 0]
 
@@ -157,7 +165,11 @@ def _columns(target, classes, n):
             f"array of shape {labels.shape}."
         )
     index = {label: i for i, label in enumerate(classes.tolist())}
-    unknown = [label for label in labels.tolist() if label not in index]
+    unknown = [
+        label
+        for label in labels.tolist()
+        if not isinstance(label, Hashable) or label not in index
+    ]
     if unknown:
         raise ValueError(
             f"target {unknown[0]!r} is not a class of the estimator; its "

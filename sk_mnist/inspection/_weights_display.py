@@ -10,6 +10,7 @@ from sklearn.utils.validation import check_is_fitted
 from .._flattener import MNISTFlattener
 from .._utils._pixels import square_shape
 from ..plotting._base import make_axes
+from ._checks import finite_numbers, grid_columns
 
 
 class FirstLayerWeightsDisplay:
@@ -68,9 +69,11 @@ class FirstLayerWeightsDisplay:
         ----------
         ax : sequence of matplotlib Axes, default=None
             One axes per unit; ``None`` makes a new figure.
-        ncols : int, default=None
-            Columns of a new figure's grid; the square root of the number of
-            units by default (4 for 16).
+        ncols : int >= 1, default=None
+            Columns of a new figure's grid, at most one per unit; the square
+            root of the number of units by default (4 for 16). Each unit is
+            its own matplotlib Axes, so drawing hundreds takes tens of
+            seconds: draw a selection (``units``).
         cmap : str, default="RdBu_r"
             Diverging colour map, centred on 0.
 
@@ -81,7 +84,7 @@ class FirstLayerWeightsDisplay:
         """
         weights = np.asarray(self.weights, dtype=float)
         n = len(weights)
-        ncols = ncols or int(np.ceil(np.sqrt(n)))
+        ncols = grid_columns(ncols, n)
         figure, axes = make_axes(
             ax, n, ncols=ncols, figsize=(1.8 * ncols, 2.0 * np.ceil(n / ncols))
         )
@@ -122,18 +125,20 @@ class FirstLayerWeightsDisplay:
         ----------
         kernel : array-like of shape (n_pixels, n_hidden)
             The first Dense layer's kernel, as Keras stores it (one column of
-            incoming weights per unit).
+            incoming weights per unit); finite numbers (a network whose
+            training diverged to NaN has none to draw).
         image_shape : tuple of (int, int), default=None
-            Height and width of the input images; ``None`` takes the square
-            of ``n_pixels`` (28x28 for 784).
+            Height and width of the input images, integers >= 1 whose product
+            is ``n_pixels``; ``None`` takes the square of ``n_pixels`` (28x28
+            for 784).
         n_units : int, default=16
             How many units to draw, the first ones, when ``units`` is None.
         units : array-like of int, default=None
             Which units to draw, by index; overrides ``n_units``.
         ax : sequence of matplotlib Axes, default=None
             Where to draw.
-        ncols : int, default=None
-            Columns of a new figure's grid.
+        ncols : int >= 1, default=None
+            Columns of a new figure's grid, as in :meth:`plot`.
         cmap : str, default="RdBu_r"
             Diverging colour map, centred on 0.
 
@@ -148,19 +153,9 @@ class FirstLayerWeightsDisplay:
                 f"kernel must be a matrix of shape (n_pixels, n_hidden), got shape "
                 f"{kernel.shape}."
             )
+        kernel = finite_numbers(kernel, "kernel")
         n_pixels, n_hidden = kernel.shape
-        if image_shape is None:
-            image_shape = square_shape(n_pixels)
-            if image_shape is None:
-                raise ValueError(
-                    f"{n_pixels} pixels are not a square image; pass image_shape."
-                )
-        image_shape = tuple(image_shape)
-        if int(np.prod(image_shape)) != n_pixels:
-            raise ValueError(
-                f"image_shape {image_shape} does not hold the kernel's {n_pixels} "
-                f"input pixels."
-            )
+        image_shape = _image_shape(image_shape, n_pixels)
         units = _units(units, n_units, n_hidden)
         weights = kernel[:, units].T.reshape(len(units), *image_shape)
         return cls(weights, units).plot(ax=ax, ncols=ncols, cmap=cmap)
@@ -185,8 +180,8 @@ class FirstLayerWeightsDisplay:
             Which units to draw, by index; overrides ``n_units``.
         ax : sequence of matplotlib Axes, default=None
             Where to draw.
-        ncols : int, default=None
-            Columns of a new figure's grid.
+        ncols : int >= 1, default=None
+            Columns of a new figure's grid, as in :meth:`plot`.
         cmap : str, default="RdBu_r"
             Diverging colour map, centred on 0.
 
@@ -248,6 +243,35 @@ def _first_kernel(classifier):
         if isinstance(layer, keras.layers.Dense):
             return layer.get_weights()[0]
     raise ValueError(f"{type(classifier).__name__}.model_ has no Dense layer to draw.")
+
+
+def _image_shape(image_shape, n_pixels):
+    """``(height, width)`` of the kernel's input, checked against its pixels."""
+    if image_shape is None:
+        shape = square_shape(n_pixels)
+        if shape is None:
+            raise ValueError(
+                f"{n_pixels} pixels are not a square image; pass image_shape."
+            )
+        return shape
+    shape = (
+        tuple(image_shape)
+        if isinstance(image_shape, (tuple, list, np.ndarray))
+        and np.ndim(image_shape) == 1
+        else None
+    )
+    if (
+        shape is None
+        or len(shape) != 2
+        or not all(isinstance(v, Integral) and not isinstance(v, bool) for v in shape)
+        or min(shape) < 1
+        or shape[0] * shape[1] != n_pixels
+    ):
+        raise ValueError(
+            f"image_shape must be a pair of integers >= 1 (height, width) whose "
+            f"product is the kernel's {n_pixels} input pixels, got {image_shape!r}."
+        )
+    return int(shape[0]), int(shape[1])
 
 
 def _units(units, n_units, n_hidden):

@@ -180,3 +180,117 @@ def test_attributions_bad_input_is_a_clear_error(inspected_network, digits):
         occlusion_attributions(
             LogisticRegression().fit(np.eye(30), np.arange(30) % 2), np.eye(30)[:2]
         )
+
+
+@pytest.fixture(scope="module")
+def small_digits_model():
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    return LogisticRegression(max_iter=500).fit(X / 16, y), X[:2] / 16
+
+
+def test_attribution_display_refuses_a_stride_that_leaves_pixels_uncovered(
+    small_digits_model,
+):
+    model, X = small_digits_model
+    with pytest.raises(ValueError, match=r"stride \(3, 3\) must be at most window"):
+        AttributionDisplay.from_estimator(model, X, stride=3)
+    with pytest.raises(ValueError, match=r"stride \(3, 3\) must be at most window"):
+        occlusion_attributions(model, X, stride=3)
+    display = AttributionDisplay.from_estimator(model, X, window=3, stride=3)
+    assert all(np.isfinite(image.get_array()).all() for image in display.overlays_)
+
+
+@pytest.mark.parametrize(
+    ("bad", "found"), [(np.nan, "1 NaN and 0"), (np.inf, "0 NaN and 1")]
+)
+def test_attribution_display_refuses_non_finite_maps_naming_what_it_found(bad, found):
+    images, maps = np.zeros((2, 8, 8)), np.zeros((2, 8, 8))
+    maps[1, 3, 3] = bad
+    with pytest.raises(
+        ValueError, match=rf"attributions must be finite; it holds {found} infinite"
+    ):
+        AttributionDisplay.from_attributions(images, maps)
+    images[0, 0, 0] = bad
+    with pytest.raises(ValueError, match=r"images must be finite"):
+        AttributionDisplay.from_attributions(images, np.zeros((2, 8, 8)))
+
+
+@pytest.mark.parametrize("ncols", [0, -2, 2.5, "a", True])
+def test_displays_refuse_a_bad_ncols_naming_it(ncols):
+    message = rf"ncols must be None or an integer >= 1, got {ncols!r}"
+    with pytest.raises(ValueError, match=message.replace(".", r"\.")):
+        FirstLayerWeightsDisplay.from_weights(np.ones((64, 4)), ncols=ncols)
+    with pytest.raises(ValueError, match=message.replace(".", r"\.")):
+        AttributionDisplay.from_attributions(
+            np.zeros((2, 8, 8)), np.zeros((2, 8, 8)), ncols=ncols
+        )
+
+
+def test_more_columns_than_panels_make_one_row_of_the_panels():
+    display = FirstLayerWeightsDisplay.from_weights(np.ones((64, 4)), ncols=10**6)
+    assert len(display.figure_.axes) == 4
+    assert display.figure_.get_size_inches()[0] == pytest.approx(4 * 1.8)
+    display = AttributionDisplay.from_attributions(
+        np.zeros((3, 8, 8)), np.zeros((3, 8, 8)), ncols=50
+    )
+    assert len(display.figure_.axes) == 3
+
+
+@pytest.mark.parametrize(
+    "image_shape", [(-28, -28), (784,), (1, 28, 28), (28.0, 28.0), "ab", 28, (14, 28)]
+)
+def test_weights_display_refuses_a_bad_image_shape_naming_it(image_shape):
+    with pytest.raises(
+        ValueError,
+        match=r"image_shape must be a pair of integers >= 1 \(height, width\) whose "
+        r"product is the kernel's 784 input pixels",
+    ) as error:
+        FirstLayerWeightsDisplay.from_weights(
+            np.ones((784, 4)), image_shape=image_shape
+        )
+    assert f"got {image_shape!r}" in str(error.value)
+    display = FirstLayerWeightsDisplay.from_weights(
+        np.ones((784, 4)), image_shape=(16, 49)
+    )
+    assert display.images_[0].get_array().shape == (16, 49)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_weights_display_refuses_a_non_finite_kernel(bad):
+    kernel = np.ones((784, 4))
+    kernel[10, 2] = bad
+    with pytest.raises(ValueError, match=r"kernel must be finite; it holds"):
+        FirstLayerWeightsDisplay.from_weights(kernel)
+
+
+def test_attribution_display_checks_the_titles_values_naming_them(small_digits_model):
+    images, maps = np.zeros((2, 8, 8)), np.zeros((2, 8, 8))
+    with pytest.raises(
+        ValueError, match=r"target must have one value per image \(2\), got 3"
+    ):
+        AttributionDisplay.from_attributions(images, maps, target=3)
+    with pytest.raises(
+        ValueError, match=r"target_proba must hold numbers, got dtype <U1"
+    ):
+        AttributionDisplay.from_attributions(images, maps, target_proba=["x", "y"])
+    with pytest.raises(ValueError, match=r"target_proba must be finite"):
+        AttributionDisplay.from_attributions(images, maps, target_proba=[0.5, np.nan])
+    model, X = small_digits_model
+    with pytest.raises(
+        ValueError, match=r"y_true must have one value per image \(2\), got 3"
+    ):
+        AttributionDisplay.from_estimator(model, X, 3)
+
+
+def test_attributions_name_x_of_a_non_numeric_dtype_and_any_unknown_target(
+    small_digits_model,
+):
+    model, X = small_digits_model
+    with pytest.raises(ValueError, match=r"X must hold numbers .* got dtype <U1"):
+        occlusion_attributions(model, np.full((1, 8, 8), "a"))
+    with pytest.raises(
+        ValueError, match=r"target \{\} is not a class of the estimator"
+    ):
+        occlusion_attributions(model, X, target={})
