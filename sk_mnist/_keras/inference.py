@@ -28,18 +28,15 @@ weights are changed through Keras directly (``model_.set_weights``,
 from __future__ import annotations
 
 import contextlib
-import functools
 import weakref
 
 import keras
 import numpy as np
-import threadpoolctl
 from scipy import special
 
 #: The largest batch run in numpy, by backend: measured side by side with
-#: the compiled forward pass (one BLAS thread against the backend's), the
-#: compiled call costs less from about twice these sizes on (see
-#: benchmarks/results/serving.md).
+#: the compiled forward pass, the compiled call costs less from about twice
+#: these sizes on (see benchmarks/results/serving.md).
 MAX_ROWS = {"tensorflow": 64, "jax": 16}
 
 _SELU_ALPHA = 1.6732632423543772
@@ -100,24 +97,16 @@ def forward(model, X):
     layers = _weights(model)
     if layers is None:
         return None
-    # One BLAS thread: a batch this small gains little from two, and where
-    # the cores are busy (the backend's own threads, other processes) a
-    # multi-threaded product of a few rows waits for its threads to be
-    # scheduled, many times the product's own time.
-    with _blas().limit(limits=1):
-        h = X
-        for kernel, bias, activation in layers[:-1]:
-            h = activation(h @ kernel + bias)
-        kernel, bias, _ = layers[-1]
-        z = h @ kernel + bias
+    # numpy's BLAS threads as they are, as MLPClassifier uses them: limiting
+    # them per call (threadpoolctl) sets a process-wide count, which threads
+    # predicting at once would set and restore under each other's products.
+    h = X
+    for kernel, bias, activation in layers[:-1]:
+        h = activation(h @ kernel + bias)
+    kernel, bias, _ = layers[-1]
+    z = h @ kernel + bias
     z = np.exp(z - z.max(axis=1, keepdims=True))
     return z / z.sum(axis=1, keepdims=True)
-
-
-@functools.cache
-def _blas():
-    """threadpoolctl's handle on the BLAS libraries loaded (numpy's)."""
-    return threadpoolctl.ThreadpoolController().select(user_api="blas")
 
 
 def forget(model):
