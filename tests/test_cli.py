@@ -239,22 +239,22 @@ _QUICK = ["--train-size", "300", "--epochs", "1", "--hidden", "16"]
         (["train", "--data", "/nonexistent.npz", *_QUICK], 1, "no such file"),
         (
             ["train", "--dropout", "1.5", *_QUICK],
-            1,
-            r"'dropout' parameter .* Got 1.5",
+            2,
+            r"--dropout must be a float in the range \[0.0, 1.0\).*; got 1.5",
         ),
         (
             ["train", "--activation", "bogus", *_QUICK],
-            1,
+            2,
             "activation must be the name of a Keras activation.*'bogus'",
         ),
         (
             ["train", "--optimizer", "LossScaleOptimizer", *_QUICK],
-            1,
+            2,
             "optimizer must be the name of a Keras optimizer",
         ),
         (
             ["train", "--hidden", "2147483647", *_QUICK[:4]],
-            1,
+            2,
             r"hidden_layer_sizes=\(2147483647,\) makes a network of",
         ),
         (
@@ -274,17 +274,17 @@ _QUICK = ["--train-size", "300", "--epochs", "1", "--hidden", "16"]
         ),
         (
             ["search", "--grid", "dropout=0,1.5", *_QUICK],
-            1,
+            2,
             r"grid value \{'mlp__dropout': 1.5\}: The 'dropout' parameter",
         ),
         (
             ["search", "--grid", "activation=relu,bogus", *_QUICK],
-            1,
+            2,
             "grid value.*'bogus'",
         ),
         (
             ["search", "--grid", "epochs=1", "epochs=2", *_QUICK],
-            1,
+            2,
             "--grid names epochs twice",
         ),
         (
@@ -303,13 +303,13 @@ _QUICK = ["--train-size", "300", "--epochs", "1", "--hidden", "16"]
         ),
         (
             ["train", "--activation", "threshold", *_QUICK],
-            1,
+            2,
             "maps each unit to one value.*'threshold'",
         ),
-        (["train", "--activation", "glu", *_QUICK], 1, "'glu': it turns 2 units"),
+        (["train", "--activation", "glu", *_QUICK], 2, "'glu': it turns 2 units"),
         (
             ["train", "--momentum", "0.9", "--optimizer", "adam", *_QUICK],
-            1,
+            2,
             "momentum=0.9 is SGD's: it needs optimizer='sgd', got optimizer='adam'",
         ),
         (
@@ -324,7 +324,7 @@ _QUICK = ["--train-size", "300", "--epochs", "1", "--hidden", "16"]
         ),
         (
             ["search", "--grid", "activation=relu,glu", *_QUICK],
-            1,
+            2,
             r"grid value \{'mlp__activation': 'glu'\}.*'glu'",
         ),
         (
@@ -339,8 +339,23 @@ _QUICK = ["--train-size", "300", "--epochs", "1", "--hidden", "16"]
         ),
         (["train", "--train-size", "3"], 2, "--train-size: expected an integer >= 10"),
         (
+            ["train", "--train-size", "10000000"],
+            2,
+            "--train-size 10000000 is more than the 60000 training images there are",
+        ),
+        (
+            ["train", "--alpha", "-1", *_QUICK],
+            2,
+            r"--alpha must be a float in the range \[0.0, inf\); got -1.0 \(see",
+        ),
+        (
+            ["search", "--grid", "epochs=1,2", "--momentum", "nan", *_QUICK],
+            2,
+            "--momentum must be a float in the range",
+        ),
+        (
             ["search", "--grid", "epochs=1,2", "--train-size", "20", "--cv", "3"],
-            1,
+            2,
             "--train-size 20 is too small for --cv 3",
         ),
         (

@@ -15,7 +15,14 @@ import argparse
 import sys
 
 from . import _signals
-from ._common import CommandError, Parser, is_onnx, one_line, set_up_backend
+from ._common import (
+    CommandError,
+    Parser,
+    UsageError,
+    is_onnx,
+    one_line,
+    set_up_backend,
+)
 
 # Each subcommand's module, in the order --help lists them.
 _SUBCOMMANDS = ("train", "search", "evaluate", "predict", "export", "serve")
@@ -53,6 +60,12 @@ def main(argv=None) -> int:
             status = _run(args)
         except KeyboardInterrupt as exc:
             status = _interrupted(command, f"; {exc}" if str(exc) else "")
+        except UsageError as exc:
+            print(
+                f"{command}: error: {one_line(exc)} (see {command} --help)",
+                file=sys.stderr,
+            )
+            status = 2
         except CommandError as exc:
             status = _error(command, exc)
         except _documented_errors() as exc:
@@ -69,11 +82,16 @@ def _run(args):
 
     # An ONNX model is run by onnxruntime alone: no Keras, no TensorFlow;
     # serve exports any other model in a child process, and starts no backend.
+    command = importlib.import_module(f".{args.command}", __name__)
+    # A subcommand's options are checked before the backend is set up: the
+    # import of TensorFlow takes seconds, a bad value must not wait for it.
+    if hasattr(command, "check"):
+        command.check(args)
     if args.command != "serve":
         set_up_backend(
             args, keras_needed=not (args.command == "predict" and is_onnx(args.model))
         )
-    return importlib.import_module(f".{args.command}", __name__).run(args)
+    return command.run(args)
 
 
 def _documented_errors():

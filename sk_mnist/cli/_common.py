@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import sys
 import unicodedata
 import warnings
@@ -57,6 +58,10 @@ MIN_TRAIN_SIZE = 10
 
 class CommandError(Exception):
     """An error to report in one line, without a traceback."""
+
+
+class UsageError(CommandError):
+    """A bad option value: reported as argparse reports its own (exit status 2)."""
 
 
 class Parser(argparse.ArgumentParser):
@@ -222,36 +227,86 @@ def add_model_argument(parser, text):
     parser.add_argument("model", metavar="MODEL", help=text)
 
 
-def pipeline(args, verbose):
-    """flattener + classifier from the options, every parameter checked."""
-    from sklearn.pipeline import Pipeline
-
+def classifier(args, verbose=0):
+    """The classifier the options ask for (not checked: see check_estimator)."""
     from .._classifier import KerasMLPClassifier
-    from .._flattener import MNISTFlattener
 
     params = {name: getattr(args, name) for name in MODEL_OPTIONS}
-    clf = KerasMLPClassifier(
+    return KerasMLPClassifier(
         **params,
         early_stopping=args.early_stopping,
         random_state=args.random_state,
         verbose=verbose,
     )
-    check_estimator(clf, "options")
+
+
+def pipeline(args, verbose, *, checked=True):
+    """flattener + classifier from the options, every parameter checked."""
+    from sklearn.pipeline import Pipeline
+
+    from .._flattener import MNISTFlattener
+
+    clf = classifier(args, verbose)
+    if checked:
+        check_estimator(clf, "options")
     return Pipeline([("flatten", MNISTFlattener()), ("mlp", clf)])
+
+
+# "The 'alpha' parameter of KerasMLPClassifier must be ... Got -1.0 instead."
+_CONSTRAINT = re.compile(
+    r"The '(?P<name>\w+)' parameter of \w+ (?P<rule>must be .*)\. "
+    r"Got (?P<value>.*) instead\.$"
+)
+_OPTIONS = {
+    **{name: option for name, (option, _, _) in MODEL_OPTIONS.items()},
+    "random_state": "--random-state",
+}
+
+
+def check_constraints(clf, origin):
+    """``clf``'s parameters against the estimator's constraints, Keras unloaded.
+
+    The first check of every option, run before the backend is set up (its
+    import takes seconds): a value out of range is a usage error naming the
+    option, as argparse names its own.
+    """
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    from .._description import PARAMETER_CONSTRAINTS
+    from .._description import validate_parameter_constraints as validate
+
+    params = clf.get_params()
+    try:
+        validate(
+            PARAMETER_CONSTRAINTS,
+            {name: params[name] for name in PARAMETER_CONSTRAINTS},
+            caller_name=type(clf).__name__,
+        )
+    except InvalidParameterError as exc:
+        message = one_line(exc)
+        found = _CONSTRAINT.match(message)
+        if origin == "options" and found and found["name"] in _OPTIONS:
+            message = f"{_OPTIONS[found['name']]} {found['rule']}; got {found['value']}"
+            raise UsageError(message) from None
+        raise UsageError(f"{origin}: {message}") from None
 
 
 def check_estimator(clf, origin):
     """Validate every parameter of ``clf`` for 784 pixels and 10 digits.
 
     By making the description the engine would build the network from, so
-    the command line accepts exactly what ``fit`` accepts.
+    the command line accepts exactly what ``fit`` accepts. What a value
+    needs besides its range (a dropout rate per layer, SGD for momentum, an
+    activation Keras knows, a network that fits in memory) is a usage error
+    too.
     """
     from .._description import from_params
 
+    check_constraints(clf, origin)
     try:
         from_params(clf.get_params(), n_features=784, n_classes=10, validate=True)
     except ValueError as exc:
-        raise CommandError(f"{origin}: {one_line(exc)}") from None
+        raise UsageError(f"{origin}: {one_line(exc)}") from None
 
 
 def load_data(args, part):
@@ -268,6 +323,10 @@ def load_data(args, part):
     n = getattr(args, "train_size", None) if part == "train" else None
     if not n:
         return X, y
+    if n > len(X):
+        raise UsageError(
+            f"--train-size {n} is more than the {len(X)} training images there are"
+        )
     missing = np.setdiff1d(np.unique(y), np.unique(y[:n]))
     if missing.size:
         raise CommandError(

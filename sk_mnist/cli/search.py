@@ -11,11 +11,12 @@ from ._common import (
     MODEL_FILE,
     MODEL_OPTIONS,
     READERS,
-    CommandError,
+    UsageError,
     add_data_options,
     add_model_options,
     at_least,
     backend,
+    check_constraints,
     check_estimator,
     load_data,
     n_jobs,
@@ -65,6 +66,23 @@ def _grid_entry(text):
         raise argparse.ArgumentTypeError(f"in {text!r}: {exc}") from None
 
 
+def check(args):
+    """The options and grid values' ranges, before the backend loads."""
+    from sklearn.model_selection import ParameterGrid
+
+    grid = _grid(args)
+    pipe = pipeline(args, verbose=0, checked=False)
+    check_constraints(pipe[-1], "options")
+    for candidate in ParameterGrid(grid):
+        check_constraints(pipe.set_params(**candidate)[-1], f"grid value {candidate}")
+    if args.train_size is not None and args.train_size < 10 * args.cv:
+        raise UsageError(
+            f"--train-size {args.train_size} is too small for --cv {args.cv}: each "
+            f"of the {args.cv} folds needs every digit (at least {10 * args.cv} "
+            f"images)"
+        )
+
+
 def run(args):
     from sklearn.model_selection import GridSearchCV, ParameterGrid
 
@@ -74,12 +92,6 @@ def run(args):
     pipe = pipeline(args, verbose=0)
     for candidate in ParameterGrid(grid):
         check_estimator(pipe.set_params(**candidate)[-1], f"grid value {candidate}")
-    if args.train_size is not None and args.train_size < 10 * args.cv:
-        raise CommandError(
-            f"--train-size {args.train_size} is too small for --cv {args.cv}: each "
-            f"of the {args.cv} folds needs every digit (at least {10 * args.cv} "
-            f"images)"
-        )
     out = OutputFolder(args.out, OUTPUTS)
     X, y = load_data(args, "train")
     search = GridSearchCV(
@@ -129,7 +141,7 @@ def _grid(args):
     grid = {}
     for name, values in args.grid:
         if f"mlp__{name}" in grid:
-            raise CommandError(f"--grid names {name} twice")
+            raise UsageError(f"--grid names {name} twice")
         grid[f"mlp__{name}"] = values
     return grid
 

@@ -14,6 +14,8 @@ from ._common import (
     add_data_options,
     add_model_options,
     backend,
+    check_constraints,
+    classifier,
     load_data,
     pipeline,
     write_text,
@@ -37,6 +39,11 @@ def add_parser(commands):
     )
     add_data_options(parser)
     add_model_options(parser, out="sk-mnist-out")
+
+
+def check(args):
+    """The options' ranges, before the backend loads (run checks the rest)."""
+    check_constraints(classifier(args), "options")
 
 
 def run(args):
