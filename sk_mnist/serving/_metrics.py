@@ -18,6 +18,7 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from starlette.routing import Match
 
 # Small requests take well under a millisecond: buckets from 100 us.
 _LATENCY_BUCKETS = (
@@ -66,10 +67,24 @@ class Metrics:
 
 
 class MetricsMiddleware:
-    """Count and time every HTTP request by its route's path template."""
+    """Count and time every HTTP request by its route's path template.
 
-    def __init__(self, app, metrics: Metrics):
-        self.app, self.metrics = app, metrics
+    ``routes`` are the app's: a request refused before the router ran (the
+    same-origin check's 403) is counted under the route it asked for, found
+    as the router would find it; a path no route takes is ``other``.
+    """
+
+    def __init__(self, app, metrics: Metrics, routes=()):
+        self.app, self.metrics, self.routes = app, metrics, routes
+
+    def _endpoint(self, scope) -> str:
+        route = scope.get("route")
+        if route is None:
+            route = next(
+                (r for r in self.routes if r.matches(scope)[0] is not Match.NONE),
+                None,
+            )
+        return getattr(route, "path", "other")
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -87,7 +102,6 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_and_record)
         finally:
             # The route's template keeps the labels few ({name}, not each name).
-            route = scope.get("route")
-            endpoint = getattr(route, "path", "other")
+            endpoint = self._endpoint(scope)
             self.metrics.requests.labels(endpoint, str(status[0])).inc()
             self.metrics.latency.labels(endpoint).observe(time.perf_counter() - start)

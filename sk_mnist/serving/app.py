@@ -97,7 +97,7 @@ def create_app(
         lifespan=lifespan,
         exception_handlers=errors.HANDLERS,
         middleware=[
-            Middleware(MetricsMiddleware, metrics=metrics),
+            Middleware(MetricsMiddleware, metrics=metrics, routes=routes),
             Middleware(
                 SameOriginMiddleware, host=options.host, loopback=options.is_loopback
             ),

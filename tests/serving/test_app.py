@@ -313,6 +313,28 @@ def test_metrics_count_requests_latency_and_batch_sizes(served):
     assert 'sk_mnist_batch_size_bucket{le="8.0"} 3.0' in text
 
 
+def test_refusals_before_routing_are_counted_under_the_route_asked_for(served):
+    # The same-origin check answers before the router: its 403s still belong
+    # to the route the request named, and an unknown path stays "other".
+    _, data, _ = served
+    with TestClient(create_app(ServedModel(data)), base_url=BASE) as client:
+        for path in ("/explain", "/predict", "/nowhere"):
+            answer = client.post(
+                path, content=b"x", headers={"Origin": "http://evil.example"}
+            )
+            assert answer.status_code == 403, (path, answer.text)
+        assert client.get("/explain").status_code == 405
+        text = client.get("/metrics").text
+    for endpoint, status in (
+        ("/explain", 403),
+        ("/predict", 403),
+        ("other", 403),
+        ("/explain", 405),
+    ):
+        line = f'sk_mnist_requests_total{{endpoint="{endpoint}",status="{status}"}} 1.0'
+        assert line in text, text
+
+
 def test_the_openapi_description_lists_the_routes(client):
     schema = client.get("/openapi.json").json()
     assert schema["openapi"] == "3.0.0"
