@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..plotting._base import make_axes
+from ..plotting._base import grid_columns, make_axes
 from ._attributions import occlusion_attributions
-from ._checks import finite_numbers, grid_columns, one_per_image
+from ._checks import finite_numbers, one_per_image
 
 
 class AttributionDisplay:

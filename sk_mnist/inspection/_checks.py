@@ -3,22 +3,8 @@
 from __future__ import annotations
 
 import reprlib
-from numbers import Integral
 
 import numpy as np
-
-
-def grid_columns(ncols, n_panels):
-    """Columns of a new figure's grid of ``n_panels``, from ``ncols``.
-
-    ``None`` is the square root of the number of panels; more columns than
-    panels are as many as the panels (one row, no empty axes).
-    """
-    if ncols is None:
-        return int(np.ceil(np.sqrt(n_panels)))
-    if isinstance(ncols, bool) or not isinstance(ncols, Integral) or ncols < 1:
-        raise ValueError(f"ncols must be None or an integer >= 1, got {ncols!r}.")
-    return int(min(ncols, n_panels))
 
 
 def finite_numbers(values, name):

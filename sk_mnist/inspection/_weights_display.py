@@ -9,8 +9,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._flattener import MNISTFlattener
 from .._utils._pixels import square_shape
-from ..plotting._base import make_axes
-from ._checks import finite_numbers, grid_columns
+from ..plotting._base import grid_columns, make_axes
+from ._checks import finite_numbers
 
 
 class FirstLayerWeightsDisplay:

@@ -1,6 +1,8 @@
-"""What the Displays share: finding the fitted classifier and making axes."""
+"""What the Displays share: finding the fitted classifier, a grid, axes."""
 
 from __future__ import annotations
+
+from numbers import Integral
 
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
@@ -28,6 +30,19 @@ def final_estimator(estimator, attribute: str):
             f"KerasMLPClassifier, a Pipeline ending in one, or a search over one."
         )
     return estimator
+
+
+def grid_columns(ncols, n_panels):
+    """Columns of a new figure's grid of ``n_panels``, from ``ncols``.
+
+    ``None`` is the square root of the number of panels; more columns than
+    panels are as many as the panels (one row, no empty axes).
+    """
+    if ncols is None:
+        return int(np.ceil(np.sqrt(n_panels)))
+    if isinstance(ncols, bool) or not isinstance(ncols, Integral) or ncols < 1:
+        raise ValueError(f"ncols must be None or an integer >= 1, got {ncols!r}.")
+    return int(min(ncols, n_panels))
 
 
 def make_axes(ax, n, *, figsize, ncols=None):

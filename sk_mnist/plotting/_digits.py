@@ -7,7 +7,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from .._utils._pixels import rows_to_images
-from ._base import make_axes
+from ._base import grid_columns, make_axes
 
 ERROR_COLOR = "tab:red"
 
@@ -81,7 +81,7 @@ class DigitGridDisplay:
         """
         images = np.asarray(self.images)
         n = len(images)
-        ncols = ncols or int(np.ceil(np.sqrt(n)))
+        ncols = grid_columns(ncols, n)
         figure, axes = make_axes(
             ax, n, ncols=ncols, figsize=(2.2 * ncols, 2.4 * np.ceil(n / ncols))
         )

@@ -145,3 +145,10 @@ def test_search_results_display_draws_scores_bands_and_fit_times(small_mnist):
         SearchResultsDisplay.from_search(search, param="dropout")
     with pytest.raises(ValueError, match="no cv_results_"):
         SearchResultsDisplay.from_search(GridSearchCV(KerasMLPClassifier(), {}))
+
+
+@pytest.mark.parametrize("ncols", [0, -2, 2.5, "a", True])
+def test_digit_grid_refuses_a_column_count_that_is_not_one_or_more(ncols):
+    # 0 used to mean the default, -2 ended in matplotlib's figure-size error.
+    with pytest.raises(ValueError, match=r"ncols must be None or an integer >= 1"):
+        DigitGridDisplay(np.zeros((4, 28, 28)), [1] * 4, [1] * 4).plot(ncols=ncols)
