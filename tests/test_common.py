@@ -23,13 +23,6 @@ EXPECTED_FAILURES = {
         "check_sample_weight_equivalence_on_dense_data": (
             "stochastic minibatch training: a weight of 2 is not two copies"
         ),
-        # The network computes in float32, and the CPU matrix multiply rounds
-        # a row differently depending on where it sits in the batch: the
-        # probabilities of reordered rows differ by 1-2 float32 ulps (about
-        # 3e-8), which is above the check's rtol=1e-7 on float64.
-        "check_methods_sample_order_invariance": (
-            "float32 matmul rounds a row by its batch position (1-2 ulp)"
-        ),
     },
 }
 
