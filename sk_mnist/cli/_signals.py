@@ -10,7 +10,10 @@ says which signal came (130 for SIGINT, 143 for SIGTERM, as shells report).
 Every signal is also recorded: a ``KeyboardInterrupt`` raised where Python
 cannot deliver it (inside a garbage-collection callback, as JAX has) is
 swallowed by the interpreter, and the record still makes the command exit
-as interrupted.
+as interrupted. The interpreter would also print that swallowed interrupt
+with its traceback ("Exception ignored in: <function _xla_gc_callback>"):
+for the block, :data:`sys.unraisablehook` leaves out a ``KeyboardInterrupt``
+of a recorded signal and passes everything else on.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 import threading
 
 EXIT_STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143}
@@ -39,9 +43,17 @@ def handling():
         signal.SIGINT: signal.signal(signal.SIGINT, _on_sigint),
         signal.SIGTERM: signal.signal(signal.SIGTERM, _on_sigterm),
     }
+    hook = sys.unraisablehook
+
+    def quiet_about_recorded_interrupts(unraisable):
+        if not (_received and isinstance(unraisable.exc_value, KeyboardInterrupt)):
+            hook(unraisable)
+
+    sys.unraisablehook = quiet_about_recorded_interrupts
     try:
         yield
     finally:
+        sys.unraisablehook = hook
         for signum, handler in previous.items():
             signal.signal(signum, handler)
 
