@@ -219,3 +219,24 @@ def test_values_beyond_float32_are_refused_without_a_scale():
     flattener = MNISTFlattener(scale=None).fit(np.ones((2, 784)))
     with pytest.raises(ValueError, match="too large for float32"):
         flattener.transform(X)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int64, np.float32, np.float64])
+def test_a_plain_array_transforms_as_its_list_and_its_fortran_copy(dtype):
+    # A C-contiguous array of finite numbers skips check_array (nothing to
+    # convert); lists and Fortran-ordered copies go through it: same rows.
+    X = np.random.default_rng(0).integers(0, 256, (5, 784)).astype(dtype)
+    flattener = MNISTFlattener().fit(X)
+    fast = flattener.transform(X)
+    assert fast.dtype == np.float32 and fast.flags.c_contiguous
+    np.testing.assert_array_equal(fast, flattener.transform(X.tolist()))
+    np.testing.assert_array_equal(fast, flattener.transform(np.asfortranarray(X)))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_pixels_are_refused_by_check_array(bad):
+    X = np.zeros((3, 784), dtype=np.float32)
+    flattener = MNISTFlattener().fit(X)
+    X[1, 5] = bad
+    with pytest.raises(ValueError, match="Input X contains (NaN|infinity)"):
+        flattener.transform(X)
