@@ -224,15 +224,9 @@ def _bombs(server, png, n):
             statuses[i] = type(exc).__name__
         seconds[i] = time.monotonic() - began
 
-    before = server.rss()
-    with _PeakMemory(server.process.pid) as memory:
-        _run_all(post, n)
-    time.sleep(1.0)
     return {
         "clients": n,
-        "rss_before_mb": round(before, 1),
-        "peak_rss_mb": round(memory.peak, 1),
-        "rss_after_mb": round(server.rss(), 1),
+        **_memory_while(server, post, n, settle=1.0),
         "statuses": _counts(statuses),
         "answered_in_s_max": round(max(seconds), 2),
     }
@@ -260,15 +254,10 @@ def _stalled_uploads(server, n, size, wait):
                 pass  # refused or closed while sending
             lived[i] = _closed_after(sock, began, wait)
 
-    before = server.rss()
-    with _PeakMemory(server.process.pid) as memory:
-        _run_all(upload, n)
     return {
         "clients": n,
         "body_bytes": size,
-        "rss_before_mb": round(before, 1),
-        "peak_rss_mb": round(memory.peak, 1),
-        "rss_after_mb": round(server.rss(), 1),
+        **_memory_while(server, upload, n),
         "bytes_accepted_median": int(statistics.median(sent)),
         **_lifetime_summary(lived, wait),
     }
@@ -297,14 +286,9 @@ def _endless_heads(server, n, wait):
                 statuses[i] = type(exc).__name__
             lived[i] = _closed_after(sock, began, wait)
 
-    before = server.rss()
-    with _PeakMemory(server.process.pid) as memory:
-        _run_all(stream, n)
     return {
         "clients": n,
-        "rss_before_mb": round(before, 1),
-        "peak_rss_mb": round(memory.peak, 1),
-        "rss_after_mb": round(server.rss(), 1),
+        **_memory_while(server, stream, n),
         "bytes_sent_median": int(statistics.median(sent)),
         "bytes_sent_max": max(sent),
         "statuses": _counts(statuses),
@@ -402,6 +386,26 @@ def _commit() -> str | None:
     except OSError:
         return None
     return done.stdout.strip() or None
+
+
+def _memory_while(server, client, n, *, settle=0.0):
+    """The server's RSS before, at its peak while ``n`` clients run, and after."""
+    before = server.rss()
+    with _PeakMemory(server.process.pid) as memory:
+        _run_all(client, n)
+    time.sleep(settle)
+    return {
+        "rss_before_mb": round(before, 1),
+        "peak_rss_mb": round(memory.peak, 1),
+        "rss_after_mb": round(server.rss(), 1),
+    }
+
+
+def _memory_text(row):
+    return (
+        f"peak {row['peak_rss_mb']:.0f} MB, then {row['rss_after_mb']:.0f} MB "
+        f"(from {row['rss_before_mb']:.0f} MB)"
+    )
 
 
 def _run_all(target, n):
@@ -586,16 +590,14 @@ def _markdown(report):
             (
                 f"{b['clients']} image bombs at once ({size / 1024:.0f} KB "
                 f"{names[kind]}) to /predict",
-                f"peak {b['peak_rss_mb']:.0f} MB, then {b['rss_after_mb']:.0f} MB "
-                f"(from {b['rss_before_mb']:.0f} MB)",
+                _memory_text(b),
                 answers(b["statuses"]),
             )
         )
     rows += [
         (
             f"{heads['clients']} heads without end (1 KB header lines)",
-            f"peak {heads['peak_rss_mb']:.0f} MB, then {heads['rss_after_mb']:.0f} "
-            f"MB (from {heads['rss_before_mb']:.0f} MB)",
+            _memory_text(heads),
             f"{answers(heads['statuses'])}; sent {heads['bytes_sent_median'] // 1024}"
             f" KB (median), {heads['bytes_sent_max'] // 1024} KB max; "
             + lived({**heads, "connections": heads["clients"]}),
@@ -603,8 +605,7 @@ def _markdown(report):
         (
             f"{u['clients']} stalled uploads of {u['body_bytes'] // 1024**2} MiB "
             "(all but the last byte sent)",
-            f"peak {u['peak_rss_mb']:.0f} MB, then {u['rss_after_mb']:.0f} MB "
-            f"(from {u['rss_before_mb']:.0f} MB)",
+            _memory_text(u),
             lived({**u, "connections": u["clients"]}),
         ),
         (f"{idle['connections']} idle connections", lived(idle), ""),
