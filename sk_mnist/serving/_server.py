@@ -125,6 +125,10 @@ class Config(uvicorn.Config):
                 signal.signal(sig, handler)
 
 
+class _HeadTooLarge(Exception):
+    """A request's head, whole, over :data:`MAX_HEAD_BYTES` (its size)."""
+
+
 class HTTPProtocol(HttpToolsProtocol):
     """uvicorn's HTTP/1.1 protocol (httptools) with the bounds it lacks.
 
@@ -165,11 +169,7 @@ class HTTPProtocol(HttpToolsProtocol):
             # the chunk at most): a head is cut off at most a chunk late.
             self._head_bytes += 0 if self._head_began else len(data)
             if self._head_bytes > MAX_HEAD_BYTES:
-                self._refuse(
-                    431,
-                    f"the request's head (request line and headers) is over this "
-                    f"server's limit of {MAX_HEAD_BYTES} bytes",
-                )
+                self._head_too_large()
                 return
         if self._request_read() and self._read_timer is not None:
             self._read_timer.cancel()
@@ -181,6 +181,14 @@ class HTTPProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._in_head = False
+        # The whole head as httptools gathered it: a head that arrived in
+        # one or two reads was never counted in data_received (a read that
+        # begins or ends a head is not), so it is measured here, before the
+        # request reaches the app. Raised inside httptools' callback, the
+        # error comes back to send_400_response as the parse error's context.
+        size = len(self.url) + sum(len(n) + len(v) + 4 for n, v in self.headers)
+        if size > MAX_HEAD_BYTES:
+            raise _HeadTooLarge(size)
         if self.url[:1] not in (b"/", b"*"):  # absolute form: its authority
             target = httptools.parse_url(self.url)
             host = target.host or b""
@@ -196,8 +204,18 @@ class HTTPProtocol(HttpToolsProtocol):
         # says what was wrong ("Invalid method encountered", "Duplicate
         # Content-Length"); it logged its own warning.
         error = sys.exc_info()[1]
+        if isinstance(getattr(error, "__context__", None), _HeadTooLarge):
+            self._head_too_large()
+            return
         why = _one_line(str(error)) if error is not None else msg
         self._refuse(400, f"the request is not valid HTTP/1.1 ({why})", logged=True)
+
+    def _head_too_large(self) -> None:
+        self._refuse(
+            431,
+            f"the request's head (request line and headers) is over this "
+            f"server's limit of {MAX_HEAD_BYTES} bytes",
+        )
 
     def _start_asgi_task(self, cycle, app) -> None:
         if app is service_unavailable:  # over limit_concurrency

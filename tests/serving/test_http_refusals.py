@@ -122,6 +122,31 @@ def test_a_head_without_end_is_cut_off_with_431(server):
     assert _count(server, 431) == before + 1
 
 
+@pytest.mark.parametrize("writes", [1, 2], ids=["one-write", "two-writes"])
+def test_a_whole_head_over_the_limit_in_one_or_two_writes_is_a_431(server, writes):
+    # Before (outside tester's Y1): a read that begins or ends a head was not
+    # counted, so a 200,000-byte head in one or two writes was answered 200.
+    filler = b"X-Filler: " + b"a" * 200_000 + b"\r\n"
+    head = (
+        b"GET /v2/health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        + filler
+        + b"Connection: close\r\n\r\n"
+    )
+    before = _count(server, 431)
+    with server.connect() as sock:
+        half = len(head) // writes
+        try:
+            sock.sendall(head[:half])
+            if writes == 2:
+                time.sleep(0.3)
+                sock.sendall(head[half:])
+        except ConnectionError:
+            pass
+        answer = _read_all(sock, 10)
+    assert _parsed(answer)[0] == 431
+    assert _count(server, 431) == before + 1
+
+
 def test_a_long_head_under_the_limit_is_answered(server):
     filler = b"X-Filler: " + b"a" * (MAX_HEAD_BYTES // 2) + b"\r\n"
     answer = _exchange(
