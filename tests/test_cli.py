@@ -218,6 +218,20 @@ _QUICK = ["--train-size", "300", "--epochs", "1", "--hidden", "16"]
 
 
 @pytest.mark.parametrize(
+    "args",
+    [["train", "--activation", "r" * 100_000], ["train", "--epochs", "9" * 5000 + "x"]],
+    ids=["estimator-check", "argparse"],
+)
+def test_an_error_line_quotes_a_long_value_shortened(args, tmp_path, run_here):
+    # Before (outside tester's Y6): the whole value, 100,189 characters.
+    result = run_here(*args, "--out", tmp_path / "out", check_rc=2)
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("sk-mnist")
+    assert len(line) < 1200
+    assert "..." in line
+
+
+@pytest.mark.parametrize(
     ("args", "rc", "message"),
     [
         (

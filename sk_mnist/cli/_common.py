@@ -68,6 +68,7 @@ class Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line on stderr."""
 
     def error(self, message):
+        message = one_line(message)
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
@@ -417,8 +418,15 @@ def printable(text) -> str:
 
 
 def one_line(exc) -> str:
-    """An exception's message on one printable line."""
-    return printable(" ".join(str(exc).split())) or type(exc).__name__
+    """An exception's message on one printable line, of at most 1,000 characters.
+
+    A message quotes the value it refuses, and an option's value can be
+    100,000 characters long.
+    """
+    from .._utils._text import shorten
+
+    text = printable(" ".join(str(exc).split())) or type(exc).__name__
+    return shorten(text, 1000)
 
 
 def write_text(path, text):
