@@ -91,8 +91,12 @@ class SameOriginMiddleware:
                 f"({shorten(origin, 80)!r}) is refused; this server answers "
                 f"pages of its own origin and clients that are not browsers"
             )
-        fetch_site = headers.get("sec-fetch-site", "").strip().lower()
-        if fetch_site in {"cross-site", "same-site"}:
+        # A browser sends one Sec-Fetch-Site; with several, any that says
+        # another site refuses the request (the first need not be the one
+        # that counts further on).
+        sites = [v.strip().lower() for v in headers.getlist("sec-fetch-site")]
+        fetch_site = next((v for v in sites if v in {"cross-site", "same-site"}), "")
+        if fetch_site:
             return (
                 f"a {scope['method']} from the web page of another site "
                 f"(Sec-Fetch-Site: {fetch_site}) is refused"

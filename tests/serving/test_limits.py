@@ -274,6 +274,34 @@ def test_a_post_from_a_page_of_another_origin_is_refused_403(graph, headers, bou
 
 
 @pytest.mark.parametrize(
+    "sites", [[b"same-origin", b"cross-site"], [b"cross-site", b"same-origin"]]
+)
+def test_two_sec_fetch_site_headers_of_which_one_says_another_site_are_403(
+    graph, sites
+):
+    # Before (outside tester's Y2): only the first one was read.
+    app = create_app(_model(graph))
+
+    async def scenario():
+        scope = _scope("POST", "/predict", [(b"sec-fetch-site", s) for s in sites])
+
+        async def receive():
+            return {"type": "http.request", "body": _digit_png(), "more_body": False}
+
+        sent = []
+
+        async def send(message):
+            sent.append(message)
+
+        await app(scope, receive, send)
+        return sent
+
+    sent = asyncio.run(scenario())
+    assert sent[0]["status"] == 403
+    assert "another site" in json.loads(sent[1]["body"])["error"]
+
+
+@pytest.mark.parametrize(
     "hosts",
     [
         [b"127.0.0.1:8000", b"evil.example"],  # the first one was checked
