@@ -207,6 +207,12 @@ class HTTPProtocol(HttpToolsProtocol):
         if isinstance(getattr(error, "__context__", None), _HeadTooLarge):
             self._head_too_large()
             return
+        # An error raised in one of this class's callbacks (parsing an
+        # absolute-form target) reaches here as httptools' "User callback
+        # error"; its context says what was wrong.
+        cause = getattr(error, "__context__", None)
+        if isinstance(error, httptools.HttpParserCallbackError) and cause is not None:
+            error = f"its target: {cause or type(cause).__name__}"
         why = _one_line(str(error)) if error is not None else msg
         self._refuse(400, f"the request is not valid HTTP/1.1 ({why})", logged=True)
 

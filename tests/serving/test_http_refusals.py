@@ -80,8 +80,13 @@ def _count(server, status):
             "Duplicate Content-Length",
         ),
         (b"GET /v2/health/live HTTP/1.1 x\r\nHost: 127.0.0.1\r\n\r\n", "CRLF"),
+        # Before (outside tester's Y3): "User callback error".
+        (
+            b"GET http:///v2/health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+            "its target",
+        ),
     ],
-    ids=["bad-method", "two-content-lengths", "malformed-request-line"],
+    ids=["bad-method", "two-content-lengths", "malformed-request-line", "bad-target"],
 )
 def test_what_httptools_cannot_parse_is_a_json_400_and_counted(
     server, request_bytes, why
