@@ -259,17 +259,17 @@ def test_an_error_line_quotes_a_long_value_shortened(args, tmp_path, run_here):
         (
             ["train", "--activation", "bogus", *_QUICK],
             2,
-            "activation must be the name of a Keras activation.*'bogus'",
+            ": --activation must be the name of a Keras activation.*'bogus'",
         ),
         (
             ["train", "--optimizer", "LossScaleOptimizer", *_QUICK],
             2,
-            "optimizer must be the name of a Keras optimizer",
+            ": --optimizer must be the name of a Keras optimizer",
         ),
         (
             ["train", "--hidden", "2147483647", *_QUICK[:4]],
             2,
-            r"hidden_layer_sizes=\(2147483647,\) makes a network of",
+            r": --hidden=\(2147483647,\) makes a network of",
         ),
         (
             [
@@ -289,12 +289,17 @@ def test_an_error_line_quotes_a_long_value_shortened(args, tmp_path, run_here):
         (
             ["search", "--grid", "dropout=0,1.5", *_QUICK],
             2,
-            r"grid value \{'mlp__dropout': 1.5\}: The 'dropout' parameter",
+            r": --grid dropout=1.5: dropout must be .*; got 1.5 ",
+        ),
+        (
+            ["search", "--grid", "learning-rate=0.1,1e400", *_QUICK],
+            2,
+            r": --grid learning-rate=inf: learning-rate must be .*; got inf ",
         ),
         (
             ["search", "--grid", "activation=relu,bogus", *_QUICK],
             2,
-            "grid value.*'bogus'",
+            ": --grid activation=bogus: activation must be .*'bogus'",
         ),
         (
             ["search", "--grid", "epochs=1", "epochs=2", *_QUICK],
@@ -324,7 +329,7 @@ def test_an_error_line_quotes_a_long_value_shortened(args, tmp_path, run_here):
         (
             ["train", "--momentum", "0.9", "--optimizer", "adam", *_QUICK],
             2,
-            "momentum=0.9 is SGD's: it needs optimizer='sgd', got optimizer='adam'",
+            ": --momentum=0.9 is SGD's: it needs optimizer='sgd', got optimizer='adam'",
         ),
         (
             ["train", "--nesterovs-momentum", "maybe"],
@@ -339,7 +344,7 @@ def test_an_error_line_quotes_a_long_value_shortened(args, tmp_path, run_here):
         (
             ["search", "--grid", "activation=relu,glu", *_QUICK],
             2,
-            r"grid value \{'mlp__activation': 'glu'\}.*'glu'",
+            r": --grid activation=glu: activation .*'glu'",
         ),
         (
             ["search", "--grid", "epochs=1,2", "--cv", "1"],

@@ -228,7 +228,8 @@ def test_a_plain_array_transforms_as_its_list_and_its_fortran_copy(dtype):
     X = np.random.default_rng(0).integers(0, 256, (5, 784)).astype(dtype)
     flattener = MNISTFlattener().fit(X)
     fast = flattener.transform(X)
-    assert fast.dtype == np.float32 and fast.flags.c_contiguous
+    assert fast.dtype == np.float32
+    assert fast.flags.c_contiguous
     np.testing.assert_array_equal(fast, flattener.transform(X.tolist()))
     np.testing.assert_array_equal(fast, flattener.transform(np.asfortranarray(X)))
 

@@ -249,7 +249,7 @@ def pipeline(args, verbose, *, checked=True):
 
     clf = classifier(args, verbose)
     if checked:
-        check_estimator(clf, "options")
+        check_estimator(clf)
     return Pipeline([("flatten", MNISTFlattener()), ("mlp", clf)])
 
 
@@ -258,18 +258,53 @@ _CONSTRAINT = re.compile(
     r"The '(?P<name>\w+)' parameter of \w+ (?P<rule>must be .*)\. "
     r"Got (?P<value>.*) instead\.$"
 )
+# "activation must be ...", "hidden_layer_sizes=(512,) makes ...": the
+# description's messages begin with the parameter's name.
+_NAMED = re.compile(r"(?P<name>[a-z_]+)(?P<rest>[ =].*)$")
 _OPTIONS = {
     **{name: option for name, (option, _, _) in MODEL_OPTIONS.items()},
     "random_state": "--random-state",
 }
 
 
-def check_constraints(clf, origin):
+def grid_origin(candidate):
+    """``{'mlp__dropout': nan}`` -> ``'--grid dropout=nan'``, as it was typed."""
+    entries = []
+    for key, value in candidate.items():
+        name = key.removeprefix("mlp__")
+        entries.append(f"{_OPTIONS[name].lstrip('-')}={_format_default(value)}")
+    return f"--grid {' '.join(entries)}"
+
+
+def _usage_error(exc, origin):
+    """The estimator's message in the command line's words.
+
+    The estimator names its parameters; the user typed options (``--hidden``,
+    or ``hidden=`` in a ``--grid``), so a message about a parameter names
+    the option instead, and one from a grid value says which value it was.
+    """
+    message = one_line(exc)
+    found = _CONSTRAINT.match(message)
+    if found:
+        name, rest = found["name"], f" {found['rule']}; got {found['value']}"
+    else:
+        found = _NAMED.match(message)
+        name, rest = (found["name"], found["rest"]) if found else (None, "")
+    option = _OPTIONS.get(name)
+    if option is None:
+        return UsageError(f"{origin or 'options'}: {message}")
+    if origin is None:
+        return UsageError(f"{option}{rest}")
+    return UsageError(f"{origin}: {option.lstrip('-')}{rest}")
+
+
+def check_constraints(clf, origin=None):
     """``clf``'s parameters against the estimator's constraints, Keras unloaded.
 
     The first check of every option, run before the backend is set up (its
     import takes seconds): a value out of range is a usage error naming the
-    option, as argparse names its own.
+    option, as argparse names its own. ``origin`` is None for the options,
+    else where the parameters came from (:func:`grid_origin`).
     """
     from sklearn.utils._param_validation import InvalidParameterError
 
@@ -284,22 +319,17 @@ def check_constraints(clf, origin):
             caller_name=type(clf).__name__,
         )
     except InvalidParameterError as exc:
-        message = one_line(exc)
-        found = _CONSTRAINT.match(message)
-        if origin == "options" and found and found["name"] in _OPTIONS:
-            message = f"{_OPTIONS[found['name']]} {found['rule']}; got {found['value']}"
-            raise UsageError(message) from None
-        raise UsageError(f"{origin}: {message}") from None
+        raise _usage_error(exc, origin) from None
 
 
-def check_estimator(clf, origin):
+def check_estimator(clf, origin=None):
     """Validate every parameter of ``clf`` for 784 pixels and 10 digits.
 
     By making the description the engine would build the network from, so
     the command line accepts exactly what ``fit`` accepts. What a value
     needs besides its range (a dropout rate per layer, SGD for momentum, an
     activation Keras knows, a network that fits in memory) is a usage error
-    too.
+    too, naming the option as :func:`check_constraints` does.
     """
     from .._description import from_params
 
@@ -307,7 +337,7 @@ def check_estimator(clf, origin):
     try:
         from_params(clf.get_params(), n_features=784, n_classes=10, validate=True)
     except ValueError as exc:
-        raise UsageError(f"{origin}: {one_line(exc)}") from None
+        raise _usage_error(exc, origin) from None
 
 
 def load_data(args, part):

@@ -18,6 +18,7 @@ from ._common import (
     backend,
     check_constraints,
     check_estimator,
+    grid_origin,
     load_data,
     n_jobs,
     pipeline,
@@ -72,9 +73,9 @@ def check(args):
 
     grid = _grid(args)
     pipe = pipeline(args, verbose=0, checked=False)
-    check_constraints(pipe[-1], "options")
+    check_constraints(pipe[-1])
     for candidate in ParameterGrid(grid):
-        check_constraints(pipe.set_params(**candidate)[-1], f"grid value {candidate}")
+        check_constraints(pipe.set_params(**candidate)[-1], grid_origin(candidate))
     if args.train_size is not None and args.train_size < 10 * args.cv:
         raise UsageError(
             f"--train-size {args.train_size} is too small for --cv {args.cv}: each "
@@ -91,7 +92,7 @@ def run(args):
     grid = _grid(args)
     pipe = pipeline(args, verbose=0)
     for candidate in ParameterGrid(grid):
-        check_estimator(pipe.set_params(**candidate)[-1], f"grid value {candidate}")
+        check_estimator(pipe.set_params(**candidate)[-1], grid_origin(candidate))
     out = OutputFolder(args.out, OUTPUTS)
     X, y = load_data(args, "train")
     search = GridSearchCV(

@@ -43,7 +43,7 @@ def add_parser(commands):
 
 def check(args):
     """The options' ranges, before the backend loads (run checks the rest)."""
-    check_constraints(classifier(args), "options")
+    check_constraints(classifier(args))
 
 
 def run(args):
