@@ -261,6 +261,10 @@ def _check_options(timeout, threads):
     _in_range("threads", threads, 1, max_threads())
 
 
+#: How long the watchdog's thread waits for a run before it ends.
+_WATCHDOG_IDLE_SECONDS = 10.0
+
+
 class _Watchdog:
     """Stops an onnxruntime run that is still going at its deadline.
 
@@ -292,6 +296,7 @@ class _Watchdog:
         finally:
             with self._condition:
                 self._running.pop(key, None)
+                self._condition.notify()  # to wait idle, not for this deadline
 
     def terminate_all(self):
         """Stop every run in progress now."""
@@ -313,7 +318,13 @@ class _Watchdog:
         with self._condition:
             while not self._closing:
                 if not self._running:
-                    self._condition.wait()
+                    # An idle thread ends (the next run starts another), so a
+                    # model dropped without close() leaves no thread behind.
+                    if not self._condition.wait(_WATCHDOG_IDLE_SECONDS) and not (
+                        self._running or self._closing
+                    ):
+                        self._thread = None
+                        return
                     continue
                 now = time.monotonic()
                 for key, (deadline, options) in list(self._running.items()):

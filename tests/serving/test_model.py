@@ -15,7 +15,7 @@ from sklearn.preprocessing import MinMaxScaler, Normalizer, StandardScaler
 
 from sk_mnist import KerasMLPClassifier, MNISTFlattener
 from sk_mnist.onnx import to_onnx
-from sk_mnist.serving import ModelError, ServedModel, _graph
+from sk_mnist.serving import ModelError, ServedModel, _graph, _model
 from sk_mnist.serving._options import ServeOptions, max_threads
 
 
@@ -488,6 +488,29 @@ def test_close_refuses_the_calls_waiting_and_ends_the_thread(exported):
     assert not _new_threads(before)
     with pytest.raises(ModelError, match="the model is closed"):
         asyncio.run(model.apredict(test[:1]))
+
+
+def test_the_watchdog_thread_ends_when_idle_and_comes_back(exported, monkeypatch):
+    # A model dropped without close() must not leave its watchdog thread.
+    monkeypatch.setattr(_model, "_WATCHDOG_IDLE_SECONDS", 0.05)
+    _, data, test = exported
+
+    def watchdogs():
+        return [t for t in threading.enumerate() if t.name == "sk-mnist-onnx-watchdog"]
+
+    before = len(watchdogs())
+    model = ServedModel(data)
+    model.predict(test[:3])
+    thread = model._watchdog._thread
+    thread.join(timeout=5)
+    assert not thread.is_alive()
+    assert len(watchdogs()) == before
+    # The next run starts another, and it still stops a run over its time.
+    model.timeout = 1e-6
+    with pytest.raises(ModelError, match=r"the model stopped after 1e-06 s"):
+        model.predict(np.repeat(test, 20, axis=0))
+    model.close()
+    assert len(watchdogs()) == before
 
 
 def test_a_call_that_waited_its_whole_timeout_in_line_does_not_run(exported):
