@@ -296,18 +296,24 @@ def _endless_heads(server, n, wait):
     }
 
 
+def _terminate(process, wait):
+    """SIGTERM ``process``: its exit status (None if still running after
+    ``wait`` s) and the seconds it took."""
+    began = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    try:
+        status = process.wait(timeout=wait)
+    except subprocess.TimeoutExpired:
+        status = None
+    return status, time.monotonic() - began
+
+
 def _shutdown_while_loading(model, wait, delay=1.0):
     """SIGTERM ``delay`` s after the banner of ``--workers 2`` serving the
     large ``model``, while the workers import the app and load it."""
     with _Server(model, "--workers", "2", ready=False) as server:
         time.sleep(delay)
-        began = time.monotonic()
-        server.process.send_signal(signal.SIGTERM)
-        try:
-            status = server.process.wait(timeout=wait)
-        except subprocess.TimeoutExpired:
-            status = None
-        seconds = time.monotonic() - began
+        status, seconds = _terminate(server.process, wait)
     return {
         "model_mb": round(model.stat().st_size / 1e6, 1),
         "signal_after_banner_s": delay,
@@ -357,13 +363,7 @@ def _shutdown(server, n, wait):
         )
         stalled.append(sock)
     time.sleep(0.5)
-    began = time.monotonic()
-    server.process.send_signal(signal.SIGTERM)
-    try:
-        status = server.process.wait(timeout=wait)
-    except subprocess.TimeoutExpired:
-        status = None
-    seconds = time.monotonic() - began
+    status, seconds = _terminate(server.process, wait)
     for sock in stalled:
         sock.close()
     return {

@@ -58,6 +58,20 @@ def _digit_png(side=28):
     return buffer.getvalue()
 
 
+def _post_digit(app, scope):
+    """The ASGI messages ``app`` sends for a digit's PNG posted with ``scope``."""
+    sent = []
+
+    async def receive():
+        return {"type": "http.request", "body": _digit_png(), "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    return sent
+
+
 def _scope(method, path, headers=()):
     return {
         "type": "http",
@@ -280,23 +294,8 @@ def test_two_sec_fetch_site_headers_of_which_one_says_another_site_are_403(
     graph, sites
 ):
     # Before (outside tester's Y2): only the first one was read.
-    app = create_app(_model(graph))
-
-    async def scenario():
-        scope = _scope("POST", "/predict", [(b"sec-fetch-site", s) for s in sites])
-
-        async def receive():
-            return {"type": "http.request", "body": _digit_png(), "more_body": False}
-
-        sent = []
-
-        async def send(message):
-            sent.append(message)
-
-        await app(scope, receive, send)
-        return sent
-
-    sent = asyncio.run(scenario())
+    scope = _scope("POST", "/predict", [(b"sec-fetch-site", s) for s in sites])
+    sent = _post_digit(create_app(_model(graph)), scope)
     assert sent[0]["status"] == 403
     assert "another site" in json.loads(sent[1]["body"])["error"]
 
@@ -310,24 +309,9 @@ def test_two_sec_fetch_site_headers_of_which_one_says_another_site_are_403(
     ],
 )
 def test_a_request_with_two_host_headers_is_refused_400(graph, hosts):
-    app = create_app(_model(graph))
-
-    async def scenario():
-        scope = _scope("POST", "/predict", [(b"host", host) for host in hosts])
-        scope["headers"] = scope["headers"][1:]  # only those given
-
-        async def receive():
-            return {"type": "http.request", "body": _digit_png(), "more_body": False}
-
-        sent = []
-
-        async def send(message):
-            sent.append(message)
-
-        await app(scope, receive, send)
-        return sent
-
-    sent = asyncio.run(scenario())
+    scope = _scope("POST", "/predict", [(b"host", host) for host in hosts])
+    scope["headers"] = scope["headers"][1:]  # only those given
+    sent = _post_digit(create_app(_model(graph)), scope)
     assert sent[0]["status"] == 400
     assert json.loads(sent[1]["body"]) == {
         "error": "the request has 2 Host headers; HTTP/1.1 allows one (RFC 9112, 3.2)"
