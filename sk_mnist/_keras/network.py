@@ -483,9 +483,13 @@ def _compile_forward(model):
         import tensorflow as tf
 
         width = model.inputs[0].shape[-1]
+        # No autograph: the call has no Python control flow to convert, and
+        # autograph writes its converted source to a temporary file, which a
+        # process that ends abruptly leaves behind.
         compiled = tf.function(
             lambda x: ref()(x, training=False),
             input_signature=[tf.TensorSpec((None, width), tf.float32)],
+            autograph=False,
         )
         return lambda X: compiled(X).numpy()
     if backend == "jax":

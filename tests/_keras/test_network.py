@@ -205,3 +205,21 @@ def test_the_compiled_forward_pass_does_not_keep_its_model_alive():
     del model
     gc.collect()
     assert ref() is None
+
+
+def test_the_compiled_forward_pass_writes_no_temporary_file():
+    # autograph writes each function it converts to a temporary file, which
+    # a process that ends abruptly leaves behind: the forward pass has no
+    # control flow to convert, so it is traced without autograph.
+    import glob
+    import os
+    import tempfile
+
+    pattern = os.path.join(tempfile.gettempdir(), "__autograph_generated_file*")
+    before = set(glob.glob(pattern))
+    model = network.build_network(
+        20, 3, hidden_layer_sizes=(4,), dropout=(0.0,), seeds=range(3)
+    )
+    X = np.random.default_rng(0).random((100, 20), dtype=np.float32)
+    network.predict_in_batches(model, X)
+    assert set(glob.glob(pattern)) <= before
