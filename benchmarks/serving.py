@@ -5,8 +5,10 @@ sk-mnist's ``predict_proba``, raw Keras's ``model.predict`` on the same
 network and scikit-learn's ``MLPClassifier`` of the same shape, in
 interleaved rounds in one process; then sk-mnist against ``MLPClassifier``
 again on the other Keras backend (a child process), with how far sk-mnist's
-probabilities are from Keras's ``predict``; and the import time of each
-serving path in a fresh interpreter. Writes ``results/serving.md``, ``.rst``
+probabilities are from Keras's ``predict``, and the numpy forward pass of a
+few rows against the compiled one at each batch size up to 512 (where
+``sk_mnist._keras.inference.MAX_ROWS`` comes from); and the import time of
+each serving path in a fresh interpreter. Writes ``results/serving.md``, ``.rst``
 and ``.json`` (``serving-quick`` with ``--quick``).
 
     python benchmarks/serving.py [--quick]
@@ -28,6 +30,7 @@ import report as reporting
 from measure import import_time, latency, machine
 
 SIZES = (1, 32, 10_000)
+CROSSOVER_SIZES = (16, 32, 64, 128, 256, 512)
 ROUNDS = 5
 PIPELINE = "sk-mnist predict_proba (pipeline)"
 MLP = "sklearn MLPClassifier predict_proba"
@@ -154,7 +157,39 @@ def measure(quick, *, onnx):
         name: {n: float(np.median(values)) for n, values in by_size.items()}
         for name, by_size in times.items()
     }
+    out["max_rows"], out["numpy_vs_compiled"] = crossover(model, scaled, repeats)
     return out
+
+
+def crossover(model, X, repeats):
+    """The numpy forward pass's time over the compiled one's, by batch size.
+
+    Both are sk-mnist's own paths for ``model``: the numpy one is allowed
+    every size here for the measurement and given back its limit after.
+    """
+    import keras
+
+    from sk_mnist._keras import inference, network
+
+    backend = keras.backend.backend()
+    limit = inference.MAX_ROWS[backend]
+    compiled = network.forward_function(model)
+    times = {n: ([], []) for n in CROSSOVER_SIZES}
+    inference.MAX_ROWS[backend] = max(CROSSOVER_SIZES)
+    try:
+        for _ in range(ROUNDS):
+            for n, (mine, theirs) in times.items():
+                mine.append(
+                    latency(lambda x: inference.forward(model, x), X, n, repeats)
+                )
+                theirs.append(latency(compiled, X, n, repeats))
+    finally:
+        inference.MAX_ROWS[backend] = limit
+    ratios = {
+        str(n): float(np.median(mine) / np.median(theirs))
+        for n, (mine, theirs) in times.items()
+    }
+    return limit, ratios
 
 
 def table(report):
@@ -198,6 +233,18 @@ def table(report):
             f"{mine['1'] / mlp['1']:.2f} | {mine['32']:.3f} | {mlp['32']:.3f} | "
             f"{mine['32'] / mlp['32']:.2f} | {diff} |"
         )
+    lines += [
+        "",
+        "The numpy forward pass's median time over the compiled forward pass's, "
+        "by rows per call (below 1, numpy is faster); sk-mnist runs up to "
+        "`MAX_ROWS` rows in numpy.",
+        "",
+        "| backend | MAX_ROWS | " + " | ".join(str(n) for n in CROSSOVER_SIZES) + " |",
+        "|---|---|" + "---|" * len(CROSSOVER_SIZES),
+    ]
+    for run in report["backends"]:
+        ratios = " | ".join(f"{r:.2f}" for r in run["numpy_vs_compiled"].values())
+        lines.append(f"| {run['backend']} | {run['max_rows']} | {ratios} |")
     lines += [
         "",
         f"Load average (1, 5, 15 min) at the end: "
