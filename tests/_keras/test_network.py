@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from sk_mnist._description import Description, Network, Optimizer, changes
-from sk_mnist._keras import network
+from sk_mnist._keras import inference, network
 
 
 def test_the_default_network_is_the_classic_one():
@@ -197,7 +197,8 @@ def test_the_compiled_forward_pass_does_not_keep_its_model_alive():
         20, 3, hidden_layer_sizes=(4,), dropout=(0.0,), seeds=range(3)
     )
     # Past the rows run in numpy (sk_mnist._keras.inference): the compiled pass.
-    X = np.random.default_rng(0).random((100, 20), dtype=np.float32)
+    n = inference.MAX_ROWS[keras.backend.backend()] + 1
+    X = np.random.default_rng(0).random((n, 20), dtype=np.float32)
     np.testing.assert_array_equal(
         network.predict_in_batches(model, X), np.asarray(model.predict_on_batch(X))
     )
