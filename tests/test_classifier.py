@@ -395,6 +395,32 @@ def test_early_stopping_restores_the_best_weights(small_mnist):
         np.testing.assert_array_equal(restored, recorded)
 
 
+def test_early_stopping_restores_the_best_score_s_weights_whatever_tol(small_mnist):
+    # Improvements smaller than tol count as none for patience, yet the
+    # weights restored are those of the best score, as scikit-learn's MLP
+    # keeps them: Keras's EarlyStopping moved its best only by min_delta and
+    # restored the first epoch while best_validation_score_ named a later one.
+    X, y, _, _ = small_mnist
+    _RecordWeights.seen = []
+    clf = KerasMLPClassifier(
+        **{**FAST, "epochs": 10},
+        validation_fraction=0.2,
+        early_stopping=True,
+        n_iter_no_change=2,
+        tol=0.5,
+        callbacks=[_RecordWeights()],
+    ).fit(X, y)
+    assert clf.n_iter_ == 3  # no epoch improved by 0.5
+    scores = [score for score, _ in _RecordWeights.seen]
+    best = int(np.argmax(scores))
+    assert best > 0
+    assert clf.best_validation_score_ == pytest.approx(scores[best])
+    for restored, recorded in zip(
+        clf.model_.get_weights(), _RecordWeights.seen[best][1], strict=True
+    ):
+        np.testing.assert_array_equal(restored, recorded)
+
+
 def test_early_stopping_that_never_triggers_warns_convergence(small_mnist):
     X, y, _, _ = small_mnist
     with pytest.warns(ConvergenceWarning, match="maximum of 2 epochs"):

@@ -87,6 +87,33 @@ class StopOnCtrlC(keras.callbacks.Callback):
             signal.signal(signal.SIGINT, previous)
 
 
+class EarlyStoppingAtBest(keras.callbacks.EarlyStopping):
+    """Keras's early stopping, restoring the weights of the best epoch.
+
+    Patience is counted as Keras counts it (an epoch that does not beat the
+    best by more than ``min_delta`` waits). Keras moves its best only on
+    such an improvement, and restores that epoch's weights, so with a
+    ``tol`` larger than the improvements the first epoch came back while
+    ``best_validation_score_`` named a later one; scikit-learn's MLP keeps
+    the weights of the best score, and so does this.
+    """
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        self.top = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        current = (logs or {}).get(self.monitor)
+        if current is None or epoch < self.start_from_epoch:
+            return
+        if self.top is None or bool(self.monitor_op(current, self.top)):
+            self.top = current
+            if self.best_epoch != epoch or self.best_weights is None:
+                self.best_weights = self.model.get_weights()
+            self.best_epoch = epoch
+
+
 class AdaptiveRate(keras.callbacks.Callback):
     """Divide the learning rate by 5 when ``monitor`` stops improving by ``tol``.
 
@@ -310,7 +337,7 @@ def _internal_callbacks(plan, history):
     found = []
     if plan.early_stopping:
         found.append(
-            keras.callbacks.EarlyStopping(
+            EarlyStoppingAtBest(
                 monitor=plan.monitor,
                 min_delta=plan.tol,
                 patience=plan.n_iter_no_change,
