@@ -166,8 +166,8 @@ class KerasMLPClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
         Names of the features seen in :meth:`fit`, when ``X`` had string
         column names.
     model_ : keras.Sequential
-        The trained network. Predictions of a few rows (up to 64 on
-        TensorFlow, 16 on JAX) run in numpy on copies of its weights; on
+        The trained network. Predictions of a few rows (up to 128 on
+        TensorFlow, 32 on JAX) run in numpy on copies of its weights; on
         TensorFlow, weights changed through Keras directly
         (``model_.set_weights``, ``model_.fit``) reach those predictions only
         after the estimator's next ``fit`` or ``partial_fit`` (JAX sees them

@@ -107,3 +107,24 @@ def test_the_numpy_weights_do_not_keep_their_model_alive():
     del model
     gc.collect()
     assert ref() is None
+
+
+def test_the_docs_state_the_limits_the_code_has():
+    # The limits are written out in the estimator's docstring and two guides;
+    # a change of MAX_ROWS must change them too.
+    from pathlib import Path
+
+    tf_rows, jax_rows = inference.MAX_ROWS["tensorflow"], inference.MAX_ROWS["jax"]
+    docs = Path(__file__).parents[2] / "docs"
+    texts = {
+        "model_ docstring": KerasMLPClassifier.__doc__,
+        "backends.rst": (docs / "user_guide" / "backends.rst").read_text(),
+        "architecture.rst": (docs / "developers" / "architecture.rst").read_text(),
+    }
+    for name, text in texts.items():
+        flat = " ".join(text.split())
+        assert (
+            f"{tf_rows} on TensorFlow" in flat
+            or f"{tf_rows} rows on TensorFlow" in flat
+        ), name
+        assert f"{jax_rows} on JAX" in flat or f"({jax_rows} on JAX)" in flat, name
