@@ -373,6 +373,16 @@ def test_an_error_line_quotes_a_long_value_shortened(args, tmp_path, run_here):
             "--momentum must be a float in the range",
         ),
         (
+            ["train", *_QUICK, "--validation-fraction", "0.999999"],
+            2,
+            r"--validation-fraction 0.999999 holds out all \d+ images a fit trains",
+        ),
+        (
+            ["search", *_QUICK, "--grid", "validation-fraction=0.1,0.999", "--cv", "2"],
+            2,
+            r": --grid validation-fraction=0.999: validation-fraction 0.999 holds out",
+        ),
+        (
             ["search", "--grid", "epochs=1,2", "--train-size", "20", "--cv", "3"],
             2,
             "--train-size 20 is too small for --cv 3",

@@ -340,6 +340,28 @@ def check_estimator(clf, origin=None):
         raise _usage_error(exc, origin) from None
 
 
+def check_holdout(clf, n_rows, origin=None):
+    """That ``clf``'s ``validation_fraction`` leaves images of ``n_rows`` to train on.
+
+    The estimator finds it only in ``fit``, after the data are loaded, and
+    names its parameter; here it is a usage error naming the option (or the
+    grid value, ``origin``) and the number of images a fit is given.
+    """
+    from .._description import n_validation
+
+    fraction = clf.validation_fraction
+    if fraction and n_validation(fraction, n_rows) >= n_rows:
+        where = (
+            f"--validation-fraction {fraction}"
+            if origin is None
+            else f"{origin}: validation-fraction {fraction}"
+        )
+        raise UsageError(
+            f"{where} holds out all {n_rows} images a fit trains on; give a "
+            f"smaller fraction or more images (--train-size)"
+        )
+
+
 def load_data(args, part):
     """The images of ``part``; the training set cut to ``--train-size`` images.
 

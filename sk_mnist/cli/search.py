@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import warnings
 
@@ -18,6 +19,7 @@ from ._common import (
     backend,
     check_constraints,
     check_estimator,
+    check_holdout,
     grid_origin,
     load_data,
     n_jobs,
@@ -95,6 +97,12 @@ def run(args):
         check_estimator(pipe.set_params(**candidate)[-1], grid_origin(candidate))
     out = OutputFolder(args.out, OUTPUTS)
     X, y = load_data(args, "train")
+    # Each fit of the search trains on the folds but one.
+    fit_rows = len(X) - math.ceil(len(X) / args.cv)
+    for candidate in ParameterGrid(grid):
+        check_holdout(
+            pipe.set_params(**candidate)[-1], fit_rows, grid_origin(candidate)
+        )
     search = GridSearchCV(
         pipeline(args, verbose=0),
         grid,

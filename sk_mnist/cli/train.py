@@ -15,6 +15,7 @@ from ._common import (
     add_model_options,
     backend,
     check_constraints,
+    check_holdout,
     classifier,
     load_data,
     pipeline,
@@ -57,6 +58,7 @@ def run(args):
         _progress.show(pipe)
     out = OutputFolder(args.out, OUTPUTS)
     X, y = load_data(args, "train")
+    check_holdout(pipe[-1], len(X))
     X_test, y_test = load_data(args, "test")
     print(pipe[-1].summary(n_features=784, n_classes=10))
     print(
