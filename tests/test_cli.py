@@ -431,6 +431,18 @@ def test_bad_options_give_one_clear_line_and_no_traceback(
     assert (tmp_path / "theirs" / "README.md").read_text() == "the user's own"
 
 
+@pytest.mark.parametrize("where", ["/proc/sk-mnist-test.onnx", "{tmp}/no/such/m.onnx"])
+def test_export_to_a_place_it_cannot_write_names_out(trained, tmp_path, where):
+    out, _ = trained
+    target = where.replace("{tmp}", str(tmp_path))
+    result = run("export", out, "--out", target, check_rc=1)
+    errors = [line for line in result.stderr.splitlines() if line.strip()]
+    assert errors == [
+        f"sk-mnist export: error: --out {target}: cannot write there "
+        f"(No such file or directory)"
+    ]
+
+
 def test_unreadable_image_and_foreign_model_are_refused(trained, tmp_path):
     out, _ = trained
     bad = tmp_path / "bad.png"

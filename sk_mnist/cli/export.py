@@ -34,7 +34,12 @@ def run(args):
     check_replaceable(out)
     pipe = load_classifier(args.model)
     # to_onnx checks the pipeline and the converted model before it writes.
-    to_onnx(pipe, out, images=True)
+    try:
+        to_onnx(pipe, out, images=True)
+    except OSError as exc:
+        raise CommandError(
+            f"--out {out}: cannot write there ({exc.strerror or exc})"
+        ) from None
     print(
         f"Wrote {out} (input: uint8 images {list(pipe[0].image_shape_)}; outputs: "
         f"label, probabilities)"
