@@ -277,26 +277,32 @@ class _Watchdog:
         self._condition = threading.Condition()
         self._running = {}  # id -> (deadline, options)
         self._thread = None
-        self._closing = False
+        # Each watching thread runs while the generation it was started for
+        # is current: close() moves it on, so a thread that close() ended is
+        # not kept going by a run that started another one meanwhile.
+        self._generation = 0
 
     @contextlib.contextmanager
     def watching(self, options, deadline):
         key = id(options)
         with self._condition:
             if self._thread is None:
-                self._closing = False
+                self._generation += 1
                 self._thread = threading.Thread(
-                    target=self._watch, name="sk-mnist-onnx-watchdog", daemon=True
+                    target=self._watch,
+                    args=(self._generation,),
+                    name="sk-mnist-onnx-watchdog",
+                    daemon=True,
                 )
                 self._thread.start()
             self._running[key] = (deadline, options)
-            self._condition.notify()
+            self._condition.notify_all()
         try:
             yield
         finally:
             with self._condition:
                 self._running.pop(key, None)
-                self._condition.notify()  # to wait idle, not for this deadline
+                self._condition.notify_all()  # to wait idle, not for this deadline
 
     def terminate_all(self):
         """Stop every run in progress now."""
@@ -309,19 +315,19 @@ class _Watchdog:
         """End the watching thread (a later run starts it again)."""
         with self._condition:
             thread, self._thread = self._thread, None
-            self._closing = True
-            self._condition.notify()
+            self._generation += 1
+            self._condition.notify_all()
         if thread is not None:
             thread.join()
 
-    def _watch(self):
+    def _watch(self, generation):
         with self._condition:
-            while not self._closing:
+            while self._generation == generation:
                 if not self._running:
                     # An idle thread ends (the next run starts another), so a
                     # model dropped without close() leaves no thread behind.
-                    if not self._condition.wait(_WATCHDOG_IDLE_SECONDS) and not (
-                        self._running or self._closing
+                    if not self._condition.wait(_WATCHDOG_IDLE_SECONDS) and (
+                        not self._running and self._generation == generation
                     ):
                         self._thread = None
                         return

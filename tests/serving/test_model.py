@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import numpy as np
 import onnx
@@ -543,3 +544,40 @@ def test_the_default_timeout_is_serves_and_threads_are_bounded(exported, tmp_pat
     # Checked before the file is read.
     with pytest.raises(ValueError, match=r"threads must be .*; got 100000"):
         ServedModel.from_file(tmp_path / "missing.onnx", threads=100_000)
+
+
+def test_close_ends_its_watchdog_though_a_run_starts_another_meanwhile(monkeypatch):
+    # A run that starts while close() waits for the watching thread starts
+    # a new one; the old one must still end at once, not keep watching
+    # beside it (close() then waited its whole idle time, and the old
+    # thread's idle exit dropped the new one's reference).
+    monkeypatch.setattr(_model, "_WATCHDOG_IDLE_SECONDS", 30.0)
+
+    class Options:
+        terminate = False
+
+    def watchdogs():
+        return {t for t in threading.enumerate() if t.name == "sk-mnist-onnx-watchdog"}
+
+    before, far = watchdogs(), time.monotonic() + 60
+    watchdog = _model._Watchdog()
+    with watchdog.watching(Options(), far):
+        pass
+    first = watchdog._thread
+    join = first.join
+
+    def a_run_then_join(timeout=None):
+        # close() has let go of the lock, which the test still holds, so the
+        # thread cannot wake before this run has started another.
+        with watchdog.watching(Options(), far):
+            pass
+        watchdog._condition.release()
+        join(timeout=5)
+
+    first.join = a_run_then_join
+    watchdog._condition.acquire()
+    watchdog.close()
+    assert not first.is_alive()
+    assert watchdogs() - before == {watchdog._thread}
+    watchdog.close()
+    assert watchdogs() == before
