@@ -378,6 +378,18 @@ def test_an_error_line_quotes_a_long_value_shortened(args, tmp_path, run_here):
             r"--validation-fraction 0.999999 holds out all \d+ images a fit trains",
         ),
         (
+            [
+                "search",
+                *_QUICK,
+                "--validation-fraction",
+                "0.999",
+                "--grid",
+                "epochs=1,2",
+            ],
+            2,
+            r"error: --validation-fraction 0.999 holds out all \d+ images a fit",
+        ),
+        (
             ["search", *_QUICK, "--grid", "validation-fraction=0.1,0.999", "--cv", "2"],
             2,
             r": --grid validation-fraction=0.999: validation-fraction 0.999 holds out",

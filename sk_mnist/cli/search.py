@@ -97,11 +97,15 @@ def run(args):
         check_estimator(pipe.set_params(**candidate)[-1], grid_origin(candidate))
     out = OutputFolder(args.out, OUTPUTS)
     X, y = load_data(args, "train")
-    # Each fit of the search trains on the folds but one.
+    # Each fit of the search trains on the folds but one; the fraction is the
+    # option's unless the grid sets it.
     fit_rows = len(X) - math.ceil(len(X) / args.cv)
     for candidate in ParameterGrid(grid):
+        from_grid = "mlp__validation_fraction" in candidate
         check_holdout(
-            pipe.set_params(**candidate)[-1], fit_rows, grid_origin(candidate)
+            pipe.set_params(**candidate)[-1],
+            fit_rows,
+            grid_origin(candidate) if from_grid else None,
         )
     search = GridSearchCV(
         pipeline(args, verbose=0),
