@@ -85,7 +85,9 @@ function read(version) {
         return;
       }
       show(answer);
-      statusLine.textContent = "";
+      // Only this read's own line goes: a failed /explain of the same drawing
+      // may have answered first, and its message stays.
+      if (statusLine.textContent === "Reading\u2026") statusLine.textContent = "";
     } catch (error) {
       if (version === drawingVersion) {
         statusLine.textContent = `The server could not be reached (${error.message}).`;
